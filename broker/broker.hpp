@@ -1,0 +1,46 @@
+// The broker process: owns the ZeroMQ context and the routing thread's Router,
+// binds every endpoint, and stops in order (drain, answer, close). Used by
+// `zguard serve` and, in-process, by the end-to-end tests.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "broker/config/config.hpp"
+#include "broker/router.hpp"
+
+namespace zguard {
+
+class Broker {
+ public:
+  explicit Broker(config::Config config);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds every endpoint; returns the problems (empty on success).
+  std::vector<std::string> Start();
+
+  // Runs the routing loop on the calling thread until Stop(); returns after
+  // the drain.
+  void Run();
+
+  // Thread- and signal-safe.
+  void Stop() { router_->RequestStop(); }
+
+  // Bound address of the endpoint named `name`, or "" if none.
+  std::string Endpoint(const std::string& name) const;
+
+  const config::Config& config() const { return config_; }
+  const Router& router() const { return *router_; }
+
+ private:
+  config::Config config_;
+  zmq::context_t context_;
+  std::unique_ptr<Router> router_;
+};
+
+}  // namespace zguard

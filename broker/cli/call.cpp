@@ -1,0 +1,30 @@
+// `zguard call`: one Majordomo request from the command line.
+#include <iostream>
+
+#include "broker/cli/commands.hpp"
+#include "proto/client.hpp"
+
+namespace zguard::cli {
+
+int RunCall(const CallOptions& options) {
+  zmq::context_t context(1);
+  proto::Client client(context, options.connect);
+  const auto result = client.Call(options.service, options.body, options.timeout);
+  switch (result.outcome) {
+    case proto::CallResult::Outcome::kOk:
+      for (const auto& frame : result.body) std::cout << frame << '\n';
+      return 0;
+    case proto::CallResult::Outcome::kError:
+      std::cerr << "error " << result.code << ": " << result.reason << '\n';
+      return 1;
+    case proto::CallResult::Outcome::kTimeout:
+      std::cerr << "timeout: " << result.reason << " from " << options.connect << '\n';
+      return 2;
+    case proto::CallResult::Outcome::kMalformed:
+      std::cerr << "malformed reply: " << result.reason << '\n';
+      return 2;
+  }
+  return 2;
+}
+
+}  // namespace zguard::cli

@@ -1,0 +1,467 @@
+// YAML → Config with complete, located diagnostics. The walk never stops at
+// the first problem: each section is read independently, bad values fall back
+// to defaults so that later checks still run, and cross-field rules are a
+// separate pass at the end.
+#include "config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "units.hpp"
+
+namespace zguard::config {
+namespace {
+
+constexpr int kMaxIoThreads = 64;
+constexpr std::uint64_t kMaxMessageSizeLimit = 1ULL << 30;  // 1GiB
+
+std::string Quote(std::string_view text) {
+  std::string out = "\"";
+  out.append(text);
+  out += '"';
+  return out;
+}
+
+// Collects diagnostics while walking one YAML document.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  void Error(const YAML::Node& at, const std::string& key, std::string message) {
+    errors_.push_back(Make(at, key, std::move(message)));
+  }
+  void Warning(const YAML::Node& at, const std::string& key, std::string message) {
+    warnings_.push_back(Make(at, key, std::move(message)));
+  }
+  void ErrorAtMark(const YAML::Mark& mark, const std::string& key, std::string message) {
+    errors_.push_back(Diagnostic{file_, mark.line + 1, mark.column + 1, key, std::move(message)});
+  }
+
+  // Checks that `node` is a map whose keys are all in `allowed`; reports
+  // unknown and repeated keys. Returns false if `node` is not a map.
+  bool CheckMap(const YAML::Node& node, const std::string& path,
+                std::initializer_list<std::string_view> allowed) {
+    if (!node.IsMap()) {
+      Error(node, path, "expected a mapping (key: value)");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& item : node) {
+      const auto key = item.first.Scalar();
+      const std::string where = path.empty() ? key : path + "." + key;
+      if (!seen.insert(key).second) {
+        Error(item.first, where, "key given more than once");
+      }
+      if (allowed.size() != 0 &&
+          std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (const auto& name : allowed) {
+          if (!list.empty()) list += ", ";
+          list += name;
+        }
+        Error(item.first, where, "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  // Scalar readers: leave `out` unchanged on error.
+  void ReadInt(const YAML::Node& node, const std::string& key, int min, int max, int& out) {
+    if (!node) return;
+    int value = 0;
+    const std::string& text = node.Scalar();
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!node.IsScalar() || ec != std::errc() || ptr != text.data() + text.size()) {
+      Error(node, key, "expected an integer, got " + Describe(node));
+    } else if (value < min || value > max) {
+      Error(node, key,
+            "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                ", got " + text);
+    } else {
+      out = value;
+    }
+  }
+
+  void ReadCount(const YAML::Node& node, const std::string& key, std::uint64_t min,
+                 std::uint64_t& out) {
+    if (!node) return;
+    std::uint64_t value = 0;
+    const std::string& text = node.Scalar();
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!node.IsScalar() || ec != std::errc() || ptr != text.data() + text.size()) {
+      Error(node, key, "expected a whole number, got " + Describe(node));
+    } else if (value < min) {
+      Error(node, key, "must be at least " + std::to_string(min) + ", got " + text);
+    } else {
+      out = value;
+    }
+  }
+
+  void ReadBool(const YAML::Node& node, const std::string& key, bool& out) {
+    if (!node) return;
+    const std::string& text = node.Scalar();
+    if (node.IsScalar() && (text == "true" || text == "false")) {
+      out = text == "true";
+    } else {
+      Error(node, key, "expected true or false, got " + Describe(node));
+    }
+  }
+
+  void ReadDuration(const YAML::Node& node, const std::string& key, Duration min,
+                    Duration& out) {
+    if (!node) return;
+    const auto value = node.IsScalar() ? ParseDuration(node.Scalar()) : std::nullopt;
+    if (!value) {
+      Error(node, key,
+            "expected a duration such as 2500ms, 30s, 5m or 1h, got " + Describe(node));
+    } else if (*value < min) {
+      Error(node, key, "must be at least " + FormatDuration(min) + ", got " + node.Scalar());
+    } else {
+      out = *value;
+    }
+  }
+
+  void ReadSize(const YAML::Node& node, const std::string& key, std::uint64_t min,
+                std::uint64_t max, std::uint64_t& out) {
+    if (!node) return;
+    const auto value = node.IsScalar() ? ParseSize(node.Scalar()) : std::nullopt;
+    if (!value) {
+      Error(node, key, "expected a size such as 1024, 64KiB or 1MiB, got " + Describe(node));
+    } else if (*value < min || *value > max) {
+      Error(node, key,
+            "must be between " + FormatSize(min) + " and " + FormatSize(max) + ", got " +
+                node.Scalar());
+    } else {
+      out = *value;
+    }
+  }
+
+  // Reads a string that must be one of `choices`; returns its index or -1.
+  int ReadChoice(const YAML::Node& node, const std::string& key,
+                 std::initializer_list<std::string_view> choices) {
+    if (!node) return -1;
+    int index = 0;
+    for (const auto& choice : choices) {
+      if (node.IsScalar() && node.Scalar() == choice) return index;
+      ++index;
+    }
+    std::string list;
+    for (const auto& choice : choices) {
+      if (!list.empty()) list += " | ";
+      list += choice;
+    }
+    Error(node, key, "expected " + list + ", got " + Describe(node));
+    return -1;
+  }
+
+  std::optional<std::string> ReadString(const YAML::Node& node, const std::string& key) {
+    if (!node) return std::nullopt;
+    if (!node.IsScalar()) {
+      Error(node, key, "expected a string, got " + Describe(node));
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  static std::string Describe(const YAML::Node& node) {
+    if (node.IsScalar()) return Quote(node.Scalar());
+    if (node.IsMap()) return "a mapping";
+    if (node.IsSequence()) return "a list";
+    return "nothing";
+  }
+
+  const std::string& file() const { return file_; }
+  std::vector<Diagnostic>& errors() { return errors_; }
+  std::vector<Diagnostic>& warnings() { return warnings_; }
+
+ private:
+  Diagnostic Make(const YAML::Node& at, const std::string& key, std::string message) const {
+    const YAML::Mark mark = at ? at.Mark() : YAML::Mark::null_mark();
+    // yaml-cpp marks a node that does not exist with -1.
+    const int line = mark.line >= 0 ? mark.line + 1 : 0;
+    const int column = mark.column >= 0 ? mark.column + 1 : 0;
+    return Diagnostic{file_, line, column, key, std::move(message)};
+  }
+
+  std::string file_;
+  std::vector<Diagnostic> errors_;
+  std::vector<Diagnostic> warnings_;
+};
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+  });
+}
+
+void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
+  if (!node || !r.CheckMap(node, "broker",
+                           {"io_threads", "heartbeat_interval", "heartbeat_liveness",
+                            "request_timeout", "max_message_size", "shutdown_grace",
+                            "unknown_service", "max_queued_requests"})) {
+    return;
+  }
+  r.ReadInt(node["io_threads"], "broker.io_threads", 1, kMaxIoThreads, out.io_threads);
+  r.ReadDuration(node["heartbeat_interval"], "broker.heartbeat_interval", Duration(10),
+                 out.heartbeat_interval);
+  r.ReadInt(node["heartbeat_liveness"], "broker.heartbeat_liveness", 1, 100,
+            out.heartbeat_liveness);
+  r.ReadDuration(node["request_timeout"], "broker.request_timeout", Duration(1),
+                 out.request_timeout);
+  r.ReadSize(node["max_message_size"], "broker.max_message_size", 1, kMaxMessageSizeLimit,
+             out.max_message_size);
+  r.ReadDuration(node["shutdown_grace"], "broker.shutdown_grace", Duration(0),
+                 out.shutdown_grace);
+  const int unknown = r.ReadChoice(node["unknown_service"], "broker.unknown_service",
+                                   {"reject", "queue"});
+  if (unknown >= 0) out.unknown_service = static_cast<UnknownService>(unknown);
+  r.ReadCount(node["max_queued_requests"], "broker.max_queued_requests", 1,
+              out.max_queued_requests);
+}
+
+void ReadLog(Reader& r, const YAML::Node& node, LogOptions& out) {
+  if (!node || !r.CheckMap(node, "log", {"level", "format"})) return;
+  static constexpr std::array<std::string_view, 7> kLevels = {
+      "trace", "debug", "info", "warn", "error", "critical", "off"};
+  const int level = r.ReadChoice(node["level"], "log.level",
+                                 {kLevels[0], kLevels[1], kLevels[2], kLevels[3], kLevels[4],
+                                  kLevels[5], kLevels[6]});
+  if (level >= 0) out.level = std::string(kLevels[static_cast<std::size_t>(level)]);
+  const int format = r.ReadChoice(node["format"], "log.format", {"text", "json"});
+  if (format >= 0) out.format = static_cast<LogFormat>(format);
+}
+
+void ReadEndpoints(Reader& r, const YAML::Node& node, std::vector<EndpointConfig>& out) {
+  if (!node) {
+    r.Error(node, "endpoints", "missing: at least one clients and one workers endpoint");
+    return;
+  }
+  if (!node.IsSequence()) {
+    r.Error(node, "endpoints", "expected a list of endpoints");
+    return;
+  }
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node item = node[i];
+    const std::string path = "endpoints[" + std::to_string(i) + "]";
+    if (!r.CheckMap(item, path, {"name", "bind", "role", "profile", "allow_insecure"})) {
+      out.emplace_back();  // keep indexes aligned with the YAML list
+      continue;
+    }
+    EndpointConfig endpoint;
+    endpoint.line = item.Mark().line + 1;
+    for (const char* required : {"name", "bind", "role", "profile"}) {
+      if (!item[required]) r.Error(item, path + "." + required, "missing required key");
+    }
+    if (auto name = r.ReadString(item["name"], path + ".name")) {
+      if (!IsValidName(*name)) {
+        r.Error(item["name"], path + ".name",
+                "must be 1-64 characters of letters, digits, '-', '_' or '.', got " +
+                    Quote(*name));
+      }
+      endpoint.name = *name;
+    }
+    if (auto bind = r.ReadString(item["bind"], path + ".bind")) {
+      if (auto problem = CheckBindAddress(*bind)) r.Error(item["bind"], path + ".bind", *problem);
+      endpoint.bind = *bind;
+    }
+    const int role = r.ReadChoice(item["role"], path + ".role", {"clients", "workers"});
+    if (role >= 0) endpoint.role = static_cast<Role>(role);
+    const int profile = r.ReadChoice(item["profile"], path + ".profile", {"grasslands"});
+    if (profile >= 0) endpoint.profile = static_cast<Profile>(profile);
+    r.ReadBool(item["allow_insecure"], path + ".allow_insecure", endpoint.allow_insecure);
+    out.push_back(std::move(endpoint));
+  }
+}
+
+void ReadServices(Reader& r, const YAML::Node& node,
+                  std::map<std::string, ServiceConfig, std::less<>>& out) {
+  if (!node || node.IsNull()) return;
+  if (!r.CheckMap(node, "services", {})) return;
+  for (const auto& item : node) {
+    const std::string name = item.first.Scalar();
+    const std::string path = "services." + name;
+    if (!IsValidName(name)) {
+      r.Error(item.first, path,
+              "service names are 1-64 characters of letters, digits, '-', '_' or '.'");
+    } else if (name.rfind("mmi.", 0) == 0) {
+      r.Error(item.first, path, "names starting with \"mmi.\" are reserved for MMI (RFC 8)");
+    }
+    ServiceConfig service;
+    const YAML::Node body = item.second;
+    if (!body.IsNull() &&
+        r.CheckMap(body, path, {"redispatch", "request_timeout", "max_queued_requests"})) {
+      r.ReadBool(body["redispatch"], path + ".redispatch", service.redispatch);
+      if (body["request_timeout"]) {
+        Duration timeout{0};
+        r.ReadDuration(body["request_timeout"], path + ".request_timeout", Duration(1), timeout);
+        if (timeout.count() > 0) service.request_timeout = timeout;
+      }
+      if (body["max_queued_requests"]) {
+        std::uint64_t limit = 0;
+        r.ReadCount(body["max_queued_requests"], path + ".max_queued_requests", 1, limit);
+        if (limit > 0) service.max_queued_requests = limit;
+      }
+    }
+    out[name] = service;
+  }
+}
+
+// Rules that span several keys.
+void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
+  const YAML::Node endpoints = root["endpoints"];
+  std::map<std::string, std::size_t> names;
+  std::map<std::string, std::size_t> binds;
+  bool has_clients = false;
+  bool has_workers = false;
+  for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+    const auto& endpoint = config.endpoints[i];
+    const YAML::Node item = endpoints[i];
+    const std::string path = "endpoints[" + std::to_string(i) + "]";
+    if (!item.IsMap()) continue;
+    if (!endpoint.name.empty() && !names.emplace(endpoint.name, i).second) {
+      r.Error(item["name"], path + ".name",
+              "duplicate endpoint name " + Quote(endpoint.name) + " (also endpoints[" +
+                  std::to_string(names[endpoint.name]) + "])");
+    }
+    if (!endpoint.bind.empty() && !binds.emplace(endpoint.bind, i).second) {
+      r.Error(item["bind"], path + ".bind",
+              "duplicate bind address " + Quote(endpoint.bind) + " (also endpoints[" +
+                  std::to_string(binds[endpoint.bind]) + "])");
+    }
+    has_clients |= item["role"] && endpoint.role == Role::kClients;
+    has_workers |= item["role"] && endpoint.role == Role::kWorkers;
+    if (endpoint.profile == Profile::kGrasslands && !endpoint.bind.empty() &&
+        !IsLoopbackBind(endpoint.bind)) {
+      if (endpoint.allow_insecure) {
+        r.Warning(item["bind"], path + ".bind",
+                  "grasslands (no security) on a non-loopback address: anyone who can reach " +
+                      endpoint.bind + " can use it");
+      } else {
+        r.Error(item["bind"], path + ".profile",
+                "grasslands (no security) on non-loopback address " + Quote(endpoint.bind) +
+                    " needs allow_insecure: true");
+      }
+    }
+  }
+  if (endpoints && endpoints.IsSequence()) {
+    if (!has_clients) r.Error(endpoints, "endpoints", "no endpoint with role: clients");
+    if (!has_workers) r.Error(endpoints, "endpoints", "no endpoint with role: workers");
+  }
+  const auto& broker = config.broker;
+  if (broker.heartbeat_interval * broker.heartbeat_liveness > broker.request_timeout * 100) {
+    r.Warning(root["broker"], "broker.heartbeat_interval",
+              "a dead worker is noticed only after heartbeat_interval x heartbeat_liveness, "
+              "far longer than request_timeout");
+  }
+}
+
+LoadResult Load(Reader& r, const std::function<YAML::Node()>& parse) {
+  LoadResult result;
+  YAML::Node root;
+  try {
+    root = parse();
+  } catch (const YAML::ParserException& e) {
+    r.ErrorAtMark(e.mark, "", "YAML syntax error: " + e.msg);
+  } catch (const YAML::BadFile&) {
+    r.errors().push_back(Diagnostic{r.file(), 0, 0, "", "cannot read file"});
+  }
+  if (r.errors().empty()) {
+    Config config;
+    config.path = r.file();
+    if (!root || root.IsNull()) {
+      r.errors().push_back(Diagnostic{r.file(), 1, 1, "", "the config file is empty"});
+    } else if (r.CheckMap(root, "", {"broker", "log", "endpoints", "services"})) {
+      ReadBroker(r, root["broker"], config.broker);
+      ReadLog(r, root["log"], config.log);
+      ReadEndpoints(r, root["endpoints"], config.endpoints);
+      ReadServices(r, root["services"], config.services);
+      CrossCheck(r, root, config);
+    }
+    if (r.errors().empty()) result.config = std::move(config);
+  }
+  std::stable_sort(r.errors().begin(), r.errors().end(),
+                   [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
+  result.errors = std::move(r.errors());
+  result.warnings = std::move(r.warnings());
+  return result;
+}
+
+bool ParsePort(std::string_view text) {
+  if (text == "*" || text == "0") return true;
+  int port = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  return ec == std::errc() && ptr == text.data() + text.size() && port >= 1 && port <= 65535;
+}
+
+}  // namespace
+
+std::string Diagnostic::ToString() const {
+  std::ostringstream out;
+  out << file;
+  if (line > 0) out << ':' << line << ':' << column;
+  out << ": ";
+  if (!key.empty()) out << key << ": ";
+  out << message;
+  return out.str();
+}
+
+std::optional<std::string> CheckBindAddress(std::string_view bind) {
+  const std::string got = ", got " + Quote(bind);
+  if (bind.rfind("ipc://", 0) == 0) {
+    if (bind.size() == 6) return "ipc:// needs a path" + got;
+    return std::nullopt;
+  }
+  if (bind.rfind("tcp://", 0) != 0) return "expected tcp://HOST:PORT or ipc://PATH" + got;
+  const std::string_view rest = bind.substr(6);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return "expected tcp://HOST:PORT (HOST an address, interface or *)" + got;
+  }
+  std::string_view host = rest.substr(0, colon);
+  if (!ParsePort(rest.substr(colon + 1))) return "port must be 1-65535 or *" + got;
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return "unterminated IPv6 address" + got;
+    return std::nullopt;
+  }
+  if (host.find(':') != std::string_view::npos) {
+    return "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555" + got;
+  }
+  return std::nullopt;
+}
+
+bool IsLoopbackBind(std::string_view bind) {
+  if (bind.rfind("ipc://", 0) == 0) return true;
+  if (bind.rfind("tcp://", 0) != 0) return false;
+  const std::string_view rest = bind.substr(6);
+  const auto colon = rest.rfind(':');
+  const std::string_view host = rest.substr(0, colon);
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "localhost" || host == "lo";
+}
+
+std::string_view ToString(Role role) { return role == Role::kClients ? "clients" : "workers"; }
+std::string_view ToString(Profile) { return "grasslands"; }
+
+LoadResult LoadConfigFile(const std::string& path) {
+  Reader reader(path);
+  return Load(reader, [&] {
+    std::ifstream in(path);
+    if (!in) throw YAML::BadFile(path);
+    return YAML::Load(in);
+  });
+}
+
+LoadResult LoadConfigString(std::string_view yaml, const std::string& name) {
+  Reader reader(name);
+  return Load(reader, [&] { return YAML::Load(std::string(yaml)); });
+}
+
+}  // namespace zguard::config

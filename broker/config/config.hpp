@@ -1,0 +1,99 @@
+// The broker's configuration as typed structs, and the loader that builds them
+// from one YAML file. Loading is strict and complete: every problem in the file
+// is collected (unknown keys, wrong types, bad values, cross-field conflicts),
+// each with file, line, column and key, before the caller decides to exit.
+// Every field documents its default; config/README.md documents the YAML keys.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zguard::config {
+
+using Duration = std::chrono::milliseconds;
+
+enum class Role { kClients, kWorkers };
+enum class Profile { kGrasslands };
+enum class LogFormat { kText, kJson };
+// What to do with a request for a service that is neither declared in
+// `services:` nor has ever had a worker: answer 404 at once, or queue it.
+enum class UnknownService { kReject, kQueue };
+
+struct BrokerOptions {
+  int io_threads = 1;                          // libzmq I/O threads; default 1
+  Duration heartbeat_interval{2500};           // default 2500ms
+  int heartbeat_liveness = 3;                  // missed heartbeats before a worker is dropped
+  Duration request_timeout{10'000};            // default 10s; then the client gets an error
+  std::uint64_t max_message_size = 1ULL << 20; // request/reply body limit; default 1MiB
+  Duration shutdown_grace{5000};               // drain time on SIGTERM; default 5s
+  UnknownService unknown_service = UnknownService::kReject;  // default reject
+  std::uint64_t max_queued_requests = 10'000;  // per service; beyond it: 429 busy
+};
+
+struct LogOptions {
+  std::string level = "info";  // trace|debug|info|warn|error|critical|off
+  LogFormat format = LogFormat::kText;
+};
+
+struct EndpointConfig {
+  std::string name;      // unique; later the ZAP domain
+  std::string bind;      // tcp://HOST:PORT or ipc://PATH
+  Role role = Role::kClients;
+  Profile profile = Profile::kGrasslands;
+  bool allow_insecure = false;  // required for NULL security on a non-loopback bind
+  int line = 0;                 // where the endpoint is declared, for run-time messages
+};
+
+struct ServiceConfig {
+  bool redispatch = false;                 // re-send once if the worker dies; default false
+  std::optional<Duration> request_timeout; // default: broker.request_timeout
+  std::optional<std::uint64_t> max_queued_requests;  // default: broker.max_queued_requests
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  BrokerOptions broker;
+  LogOptions log;
+  std::vector<EndpointConfig> endpoints;
+  std::map<std::string, ServiceConfig, std::less<>> services;
+};
+
+// One problem found in a config file.
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the problem has no single place
+  int column = 0;  // 1-based
+  std::string key; // dotted path, e.g. endpoints[1].bind
+  std::string message;
+  // "zguard.yaml:12:5: endpoints[1].bind: expected tcp:// or ipc://, got \"x\""
+  std::string ToString() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;        // set only when `errors` is empty
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;    // unsafe but allowed combinations
+};
+
+// Reads and validates `path`.
+LoadResult LoadConfigFile(const std::string& path);
+
+// Validates YAML text; `name` is used as the file name in diagnostics.
+LoadResult LoadConfigString(std::string_view yaml, const std::string& name);
+
+std::string_view ToString(Role role);
+std::string_view ToString(Profile profile);
+
+// True when a bind address only accepts connections from this host
+// (127.0.0.0/8, ::1, localhost, or ipc://).
+bool IsLoopbackBind(std::string_view bind);
+
+// Checks a bind address; returns an explanation when it is not usable.
+std::optional<std::string> CheckBindAddress(std::string_view bind);
+
+}  // namespace zguard::config

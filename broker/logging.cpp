@@ -1,0 +1,76 @@
+// Logger setup; the JSON formatter escapes every message so that each line
+// is a valid JSON object whatever a peer managed to put into it.
+#include "logging.hpp"
+
+#include <chrono>
+#include <memory>
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace zguard {
+namespace {
+
+void AppendEscaped(spdlog::memory_buf_t& out, spdlog::string_view_t text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const char c : text) {
+    switch (c) {
+      case '"': out.append(std::string_view("\\\"")); break;
+      case '\\': out.append(std::string_view("\\\\")); break;
+      case '\n': out.append(std::string_view("\\n")); break;
+      case '\r': out.append(std::string_view("\\r")); break;
+      case '\t': out.append(std::string_view("\\t")); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          const char escaped[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xf], kHex[c & 0xf]};
+          out.append(escaped, escaped + sizeof escaped);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+}
+
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const auto time = std::chrono::system_clock::to_time_t(msg.time);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            msg.time.time_since_epoch()) % 1000;
+    std::tm utc{};
+    gmtime_r(&time, &utc);
+    char stamp[40];
+    const auto n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    const spdlog::string_view_t level = spdlog::level::to_string_view(msg.level);
+    dest.append(std::string_view("{\"time\":\""));
+    dest.append(stamp, stamp + n);
+    const std::string ms = fmt::format(".{:03d}Z", static_cast<int>(millis.count()));
+    dest.append(ms.data(), ms.data() + ms.size());
+    dest.append(std::string_view("\",\"level\":\""));
+    dest.append(level.data(), level.data() + level.size());
+    dest.append(std::string_view("\",\"msg\":\""));
+    AppendEscaped(dest, msg.payload);
+    dest.append(std::string_view("\"}\n"));
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>();
+  }
+};
+
+}  // namespace
+
+void SetupLogging(const config::LogOptions& options) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>("zguard", sink);
+  if (options.format == config::LogFormat::kJson) {
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+  }
+  logger->set_level(spdlog::level::from_str(options.level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace zguard

@@ -1,0 +1,75 @@
+// zguard: argv → subcommand. Everything else lives in the zguard_broker library.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "broker/cli/commands.hpp"
+#include "broker/config/units.hpp"
+
+namespace {
+
+std::chrono::milliseconds DurationOrThrow(const std::string& text, const char* option) {
+  const auto value = zguard::config::ParseDuration(text);
+  if (!value) {
+    throw CLI::ValidationError(option, "expected a duration such as 500ms or 5s, got " + text);
+  }
+  return *value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"zguard: a secured ZeroMQ Majordomo broker", "zguard"};
+  app.set_version_flag("--version", std::string("zguard ") + ZGUARD_VERSION);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.require_subcommand(1);
+
+  std::string config_path = zguard::cli::DefaultConfigPath();
+  auto* serve = app.add_subcommand("serve", "Run the broker");
+  serve->add_option("-c,--config", config_path, "Config file")->capture_default_str();
+  auto* check = app.add_subcommand("check", "Validate a config file and exit");
+  check->add_option("-c,--config", config_path, "Config file")->capture_default_str();
+
+  zguard::cli::CallOptions call_options;
+  std::string call_timeout = "5s";
+  auto* call = app.add_subcommand("call", "Send one request to a service and print the reply");
+  call->add_option("--connect", call_options.connect, "Broker client endpoint, e.g. "
+                                                      "tcp://127.0.0.1:5555")
+      ->required();
+  call->add_option("-t,--timeout", call_timeout, "How long to wait for the reply")
+      ->capture_default_str();
+  call->add_option("service", call_options.service, "Service name")->required();
+  call->add_option("body", call_options.body, "Request body frames");
+
+  zguard::cli::EchoWorkerOptions echo_options;
+  std::string echo_heartbeat = "2500ms";
+  auto* echo = app.add_subcommand("echo-worker", "Run a worker that echoes every request");
+  echo->add_option("--connect", echo_options.connect, "Broker worker endpoint")->required();
+  echo->add_option("--service", echo_options.service, "Service to serve")->required();
+  echo->add_option("--heartbeat", echo_heartbeat, "Heartbeat interval")->capture_default_str();
+  echo->add_option("--count", echo_options.count, "Exit after this many requests (0: never)")
+      ->capture_default_str();
+
+  auto* help = app.add_subcommand("help", "Show this help");
+
+  try {
+    app.parse(argc, argv);
+    if (help->parsed()) {
+      std::cout << app.help();
+      return 0;
+    }
+    if (serve->parsed()) return zguard::cli::RunServe(config_path);
+    if (check->parsed()) return zguard::cli::RunCheck(config_path);
+    if (call->parsed()) {
+      call_options.timeout = DurationOrThrow(call_timeout, "--timeout");
+      return zguard::cli::RunCall(call_options);
+    }
+    if (echo->parsed()) {
+      echo_options.heartbeat = DurationOrThrow(echo_heartbeat, "--heartbeat");
+      return zguard::cli::RunEchoWorker(echo_options);
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}

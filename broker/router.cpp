@@ -1,0 +1,220 @@
+// The routing poll loop; see router.hpp.
+#include "router.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <spdlog/spdlog.h>
+
+#include "broker/config/units.hpp"
+#include "proto/mdp.hpp"
+
+namespace zguard {
+namespace {
+
+// Messages read from one socket before the loop looks at the others.
+constexpr int kBatch = 256;
+
+}  // namespace
+
+Router::Router(zmq::context_t& context, const config::Config& config) : config_(config) {
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  // Frames above this are refused by libzmq itself (the connection is
+  // dropped); bodies between max_message_size and this get a 413 reply.
+  const auto transport_limit =
+      static_cast<std::int64_t>(config.broker.max_message_size * 2 + 65536);
+  for (const auto& endpoint : config.endpoints) {
+    zmq::socket_t socket(context, zmq::socket_type::router);
+    socket.set(zmq::sockopt::linger, 500);
+    socket.set(zmq::sockopt::maxmsgsize, transport_limit);
+    socket.set(zmq::sockopt::sndhwm, 100'000);
+    socket.set(zmq::sockopt::rcvhwm, 100'000);
+    (void)endpoint;
+    sockets_.push_back(std::move(socket));
+  }
+  bound_.resize(config.endpoints.size());
+  stats_.resize(config.endpoints.size());
+  table_ = std::make_unique<ServiceTable>(TableSettings::From(config), *this);
+}
+
+Router::~Router() {
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+std::vector<std::string> Router::Bind() {
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < sockets_.size(); ++i) {
+    const auto& endpoint = config_.endpoints[i];
+    try {
+      sockets_[i].bind(endpoint.bind);
+      bound_[i] = sockets_[i].get(zmq::sockopt::last_endpoint);
+      spdlog::info("endpoint {} ({}, {}) listening on {}", endpoint.name,
+                   config::ToString(endpoint.role), config::ToString(endpoint.profile),
+                   bound_[i]);
+    } catch (const zmq::error_t& e) {
+      errors.push_back("endpoint " + endpoint.name + ": cannot bind " + endpoint.bind + ": " +
+                       e.what());
+    }
+  }
+  return errors;
+}
+
+void Router::RequestStop() {
+  const std::uint64_t one = 1;
+  // write(2) is async-signal-safe; a full counter still wakes the loop.
+  [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);
+}
+
+void Router::BeginShutdown() {
+  // Listeners stay bound: in libzmq, unbinding a listener also closes the
+  // connections it accepted, and clients must still get their replies. New
+  // requests are answered 503 "broker is shutting down" instead.
+  stopping_ = true;
+  table_->StopAccepting();
+  spdlog::info("stopping: draining {} request(s) for up to {}", table_->LiveRequests(),
+               config::FormatDuration(config_.broker.shutdown_grace));
+}
+
+void Router::Run() {
+  std::vector<zmq::pollitem_t> items;
+  for (auto& socket : sockets_) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
+  Clock::time_point drain_deadline{};
+
+  while (true) {
+    auto now = Clock::now();
+    if (stopping_ && (table_->LiveRequests() == 0 || now >= drain_deadline)) break;
+    auto next = table_->NextTimer();
+    if (stopping_) next = std::min(next, drain_deadline);
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now);
+    zmq::poll(items.data(), items.size(),
+              std::max(std::chrono::milliseconds(0), wait + std::chrono::milliseconds(1)));
+    now = Clock::now();
+    if ((items.back().revents & ZMQ_POLLIN) != 0 && !stopping_) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] const auto got = read(stop_fd_, &count, sizeof count);
+      BeginShutdown();
+      drain_deadline = now + config_.broker.shutdown_grace;
+    }
+    for (std::size_t i = 0; i < sockets_.size(); ++i) {
+      if ((items[i].revents & ZMQ_POLLIN) != 0) {
+        HandleReadable(static_cast<std::uint16_t>(i), now);
+      }
+    }
+    if (now >= table_->NextTimer()) table_->OnTimer(now);
+  }
+  if (table_->LiveRequests() > 0) {
+    spdlog::warn("shutdown grace expired with {} request(s) unanswered; answering 503",
+                 table_->LiveRequests());
+  }
+  table_->FailAllAndDisconnect("broker is shutting down");
+  spdlog::info("routing loop stopped");
+}
+
+void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
+  auto& socket = sockets_[endpoint];
+  const bool clients = config_.endpoints[endpoint].role == config::Role::kClients;
+  for (int n = 0; n < kBatch; ++n) {
+    if (!proto::ReceiveMultipart(socket, frames_, true)) return;
+    auto& stats = stats_[endpoint];
+    ++stats.messages_in;
+    for (const auto& frame : frames_) stats.bytes_in += frame.size();
+    if (clients) {
+      const auto msg = proto::DecodeClientMessage(frames_);
+      if (msg.error != nullptr) {
+        ++table_->mutable_stats().malformed_client;
+        spdlog::debug("endpoint {}: dropped malformed client message: {}",
+                      config_.endpoints[endpoint].name, msg.error);
+        continue;
+      }
+      table_->OnClientMessage(endpoint, frames_, msg, now);
+    } else {
+      const auto msg = proto::DecodeWorkerMessage(frames_);
+      if (msg.error != nullptr) {
+        spdlog::debug("endpoint {}: dropped malformed worker message: {}",
+                      config_.endpoints[endpoint].name, msg.error);
+        table_->OnMalformedWorkerMessage(endpoint, proto::View(frames_[0]), now);
+        continue;
+      }
+      table_->OnWorkerMessage(endpoint, frames_, msg, now);
+    }
+  }
+}
+
+void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more) {
+  auto& stats = stats_[endpoint];
+  stats.bytes_out += frame.size();
+  if (!more) ++stats.messages_out;
+  sockets_[endpoint].send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+void Router::SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more) {
+  zmq::message_t frame(bytes.data(), bytes.size());
+  SendFrame(endpoint, frame, more);
+}
+
+void Router::SendRequest(const Worker& worker, Request& request, bool keep_body) {
+  const auto e = worker.endpoint;
+  const std::string id = EncodeRequestId(request.id);
+  SendFrame(e, worker.identity, true);
+  SendFrame(e, std::string_view(), true);
+  SendFrame(e, proto::kWorkerHeader, true);
+  zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kRequest);
+  SendFrame(e, command, true);
+  SendFrame(e, id, true);
+  SendFrame(e, std::string_view(), !request.body.empty());
+  for (std::size_t i = 0; i < request.body.size(); ++i) {
+    const bool more = i + 1 < request.body.size();
+    if (keep_body) {
+      zmq::message_t copy;
+      copy.copy(request.body[i]);  // reference-counted for large frames, no byte copy
+      SendFrame(e, copy, more);
+    } else {
+      SendFrame(e, request.body[i], more);
+    }
+  }
+  if (!keep_body) request.body.clear();
+}
+
+void Router::SendReply(const Request& request, Frames& frames, std::size_t body_begin) {
+  const auto e = request.client.endpoint;
+  SendFrame(e, request.client.routing_id, true);
+  if (request.client.has_delimiter) SendFrame(e, std::string_view(), true);
+  SendFrame(e, proto::kClientHeader, true);
+  SendFrame(e, request.service->name, body_begin < frames.size());
+  for (std::size_t i = body_begin; i < frames.size(); ++i) {
+    SendFrame(e, frames[i], i + 1 < frames.size());
+  }
+}
+
+void Router::SendToClient(const ClientAddress& client, std::string_view service,
+                          std::initializer_list<std::string_view> body) {
+  const auto e = client.endpoint;
+  SendFrame(e, client.routing_id, true);
+  if (client.has_delimiter) SendFrame(e, std::string_view(), true);
+  SendFrame(e, proto::kClientHeader, true);
+  SendFrame(e, service, body.size() != 0);
+  std::size_t i = 0;
+  for (const auto& frame : body) SendFrame(e, frame, ++i < body.size());
+}
+
+void Router::SendHeartbeat(const Worker& worker) {
+  const auto e = worker.endpoint;
+  SendFrame(e, worker.identity, true);
+  SendFrame(e, std::string_view(), true);
+  SendFrame(e, proto::kWorkerHeader, true);
+  zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kHeartbeat);
+  SendFrame(e, command, false);
+}
+
+void Router::SendDisconnect(std::uint16_t endpoint, std::string_view identity) {
+  SendFrame(endpoint, identity, true);
+  SendFrame(endpoint, std::string_view(), true);
+  SendFrame(endpoint, proto::kWorkerHeader, true);
+  zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kDisconnect);
+  SendFrame(endpoint, command, false);
+}
+
+}  // namespace zguard

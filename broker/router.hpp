@@ -1,0 +1,79 @@
+// The routing thread: one poll loop over every endpoint socket, the timers of
+// the ServiceTable, and a stop event. It decodes frames, hands them to the
+// table and sends what the table decides (it is the table's Transport).
+// Construct, Bind() and Run() on one thread; RequestStop() may be called from
+// any thread or a signal handler.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "broker/config/config.hpp"
+#include "broker/service_table.hpp"
+
+namespace zguard {
+
+// Counters for frames the router itself drops; the table counts the rest.
+struct EndpointStats {
+  std::uint64_t messages_in = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+class Router final : public Transport {
+ public:
+  // `context` and `config` must outlive the Router.
+  Router(zmq::context_t& context, const config::Config& config);
+  ~Router() override;
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Binds every endpoint. Returns one message per endpoint that failed
+  // ("endpoint public: cannot bind tcp://127.0.0.1:5555: Address already in use").
+  std::vector<std::string> Bind();
+
+  // Runs until RequestStop(); then drains in-flight requests for up to
+  // `shutdown_grace`, answers what is left and returns.
+  void Run();
+
+  // Safe from any thread and from signal handlers.
+  void RequestStop();
+
+  // The address each endpoint actually bound (port resolved), by config index.
+  const std::vector<std::string>& bound_endpoints() const { return bound_; }
+
+  // Snapshot support for tests; call only on the routing thread or after Run().
+  const ServiceTable& table() const { return *table_; }
+  const std::vector<EndpointStats>& endpoint_stats() const { return stats_; }
+
+  // Transport
+  void SendRequest(const Worker& worker, Request& request, bool keep_body) override;
+  void SendReply(const Request& request, Frames& frames, std::size_t body_begin) override;
+  void SendToClient(const ClientAddress& client, std::string_view service,
+                    std::initializer_list<std::string_view> body) override;
+  void SendHeartbeat(const Worker& worker) override;
+  void SendDisconnect(std::uint16_t endpoint, std::string_view identity) override;
+
+ private:
+  void HandleReadable(std::uint16_t endpoint, Clock::time_point now);
+  void SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more);
+  void SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more);
+  void BeginShutdown();
+
+  const config::Config& config_;
+  std::vector<zmq::socket_t> sockets_;
+  std::vector<std::string> bound_;
+  std::vector<EndpointStats> stats_;
+  std::unique_ptr<ServiceTable> table_;
+  int stop_fd_ = -1;  // eventfd written by RequestStop()
+  bool stopping_ = false;
+  Frames frames_;     // reused for every received message
+};
+
+}  // namespace zguard

@@ -1,0 +1,425 @@
+// Routing state: see service_table.hpp for the contracts. The rules follow
+// RFC 7 (Majordomo) and the zguard extensions in proto/PROTOCOL.md.
+#include "service_table.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "broker/config/units.hpp"
+
+namespace zguard {
+namespace {
+
+std::uint64_t BodySize(const Frames& frames, std::size_t begin) {
+  std::uint64_t total = 0;
+  for (std::size_t i = begin; i < frames.size(); ++i) total += frames[i].size();
+  return total;
+}
+
+std::string Seconds(std::chrono::milliseconds value) {
+  return config::FormatDuration(value);
+}
+
+}  // namespace
+
+std::string EncodeRequestId(std::uint64_t id) {
+  std::string out(sizeof id, '\0');
+  std::memcpy(out.data(), &id, sizeof id);
+  return out;
+}
+
+TableSettings TableSettings::From(const config::Config& config) {
+  TableSettings settings;
+  settings.request_timeout = config.broker.request_timeout;
+  settings.heartbeat_interval = config.broker.heartbeat_interval;
+  settings.heartbeat_liveness = config.broker.heartbeat_liveness;
+  settings.max_message_size = config.broker.max_message_size;
+  settings.max_queued_requests = config.broker.max_queued_requests;
+  settings.unknown_service = config.broker.unknown_service;
+  settings.services = config.services;
+  return settings;
+}
+
+ServiceTable::ServiceTable(TableSettings settings, Transport& transport)
+    : settings_(std::move(settings)), transport_(transport) {
+  const auto now = Clock::now();
+  for (const auto& [name, service_config] : settings_.services) {
+    Service* service = GetOrCreateService(name, now);
+    service->declared = true;
+  }
+  next_heartbeat_ = now + settings_.heartbeat_interval;
+}
+
+ServiceTable::~ServiceTable() = default;
+
+Service* ServiceTable::GetOrCreateService(std::string_view name, Clock::time_point now) {
+  auto it = services_.find(name);
+  if (it != services_.end()) return it->second.get();
+  auto service = std::make_unique<Service>();
+  service->name = std::string(name);
+  service->request_timeout = settings_.request_timeout;
+  service->max_queued = settings_.max_queued_requests;
+  service->unused_since = now;
+  if (auto conf = settings_.services.find(name); conf != settings_.services.end()) {
+    service->redispatch = conf->second.redispatch;
+    if (conf->second.request_timeout) service->request_timeout = *conf->second.request_timeout;
+    if (conf->second.max_queued_requests) service->max_queued = *conf->second.max_queued_requests;
+  }
+  Service* raw = service.get();
+  services_.emplace(raw->name, std::move(service));
+  return raw;
+}
+
+const Service* ServiceTable::FindService(std::string_view name) const {
+  auto it = services_.find(name);
+  return it == services_.end() ? nullptr : it->second.get();
+}
+
+std::size_t ServiceTable::WorkerCount() const {
+  std::size_t count = 0;
+  for (const auto& by_identity : workers_) count += by_identity.size();
+  return count;
+}
+
+Request* ServiceTable::NewRequest() {
+  std::uint32_t slot = 0;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Request>());
+    slots_.back()->id = slot;
+  }
+  Request& request = *slots_[slot];
+  // Bump the generation so that a stale id (a late reply) never matches.
+  request.id = (((request.id >> 32) + 1) << 32) | slot;
+  request.live = true;
+  request.attempts = 0;
+  request.worker = nullptr;
+  ++live_requests_;
+  return &request;
+}
+
+void ServiceTable::FreeRequest(Request& request) {
+  if (request.service != nullptr) {
+    request.service->queue.Remove(request);
+    request.service->pending.Remove(request);
+  }
+  request.body.clear();  // keeps capacity for the next request in this slot
+  request.live = false;
+  request.service = nullptr;
+  request.worker = nullptr;
+  free_slots_.push_back(static_cast<std::uint32_t>(request.id & 0xffffffffU));
+  --live_requests_;
+}
+
+Request* ServiceTable::LookupRequest(std::string_view encoded_id) {
+  if (encoded_id.size() != sizeof(std::uint64_t)) return nullptr;
+  std::uint64_t id = 0;
+  std::memcpy(&id, encoded_id.data(), sizeof id);
+  const auto slot = static_cast<std::size_t>(id & 0xffffffffU);
+  if (slot >= slots_.size()) return nullptr;
+  Request& request = *slots_[slot];
+  return request.live && request.id == id ? &request : nullptr;
+}
+
+void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
+                                   const proto::ClientMessage& msg, Clock::time_point now) {
+  ClientAddress client;
+  client.endpoint = endpoint;
+  client.routing_id.assign(proto::View(frames[0]));
+  client.has_delimiter = msg.has_delimiter;
+  const std::string_view service_name = proto::View(frames[msg.service]);
+
+  if (service_name.rfind(proto::kMmiPrefix, 0) == 0) {
+    ++stats_.mmi;
+    HandleMmi(client, service_name, frames, msg.body);
+    return;
+  }
+  auto refuse = [&](proto::Status status, std::string_view reason) {
+    const std::string code = std::to_string(static_cast<int>(status));
+    transport_.SendToClient(client, service_name, {proto::kErrorMarker, code, reason});
+  };
+  if (service_name.empty()) {
+    ++stats_.bad_requests;
+    refuse(proto::Status::kBadRequest, "empty service name");
+    return;
+  }
+  if (!accepting_) {
+    ++stats_.shutdown_refused;
+    refuse(proto::Status::kNoWorker, "broker is shutting down");
+    return;
+  }
+  if (BodySize(frames, msg.body) > settings_.max_message_size) {
+    ++stats_.too_large;
+    refuse(proto::Status::kTooLarge,
+           "request body exceeds max_message_size (" +
+               config::FormatSize(settings_.max_message_size) + ")");
+    return;
+  }
+  auto found = services_.find(service_name);
+  Service* service = found == services_.end() ? nullptr : found->second.get();
+  if (service == nullptr) {
+    if (settings_.unknown_service == config::UnknownService::kReject) {
+      ++stats_.unknown_service;
+      refuse(proto::Status::kUnknownService, "unknown service");
+      return;
+    }
+    service = GetOrCreateService(service_name, now);
+  }
+  if (service->queue.size() >= service->max_queued) {
+    ++stats_.busy;
+    refuse(proto::Status::kBusy, "service queue is full (max_queued_requests " +
+                                     std::to_string(service->max_queued) + ")");
+    return;
+  }
+
+  Request& request = *NewRequest();
+  request.client = std::move(client);
+  request.service = service;
+  request.received = now;
+  request.deadline = now + service->request_timeout;
+  for (std::size_t i = msg.body; i < frames.size(); ++i) {
+    request.body.push_back(std::move(frames[i]));
+  }
+  ++stats_.requests;
+  service->pending.PushBack(request);
+  service->queue.PushBack(request);
+  Dispatch(*service);
+}
+
+void ServiceTable::HandleMmi(const ClientAddress& client, std::string_view service,
+                             Frames& frames, std::size_t body_begin) {
+  if (service == "mmi.service") {
+    if (body_begin >= frames.size()) {
+      transport_.SendToClient(client, service, {"400"});
+      return;
+    }
+    const Service* target = FindService(proto::View(frames[body_begin]));
+    transport_.SendToClient(client, service,
+                            {target != nullptr && target->workers > 0 ? "200" : "404"});
+    return;
+  }
+  transport_.SendToClient(client, service, {"501"});
+}
+
+void ServiceTable::Dispatch(Service& service) {
+  while (!service.queue.empty() && !service.idle.empty()) {
+    Worker& worker = *service.idle.PopFront();
+    Request& request = *service.queue.PopFront();
+    worker.busy = true;
+    worker.current = request.id;
+    request.worker = &worker;
+    ++request.attempts;
+    transport_.SendRequest(worker, request, service.redispatch);
+  }
+}
+
+void ServiceTable::Answer(Request& request, proto::Status status, std::string_view reason) {
+  const std::string code = std::to_string(static_cast<int>(status));
+  transport_.SendToClient(request.client, request.service->name,
+                          {proto::kErrorMarker, code, reason});
+  FreeRequest(request);
+}
+
+Worker* ServiceTable::FindWorker(std::uint16_t endpoint, std::string_view identity) {
+  if (endpoint >= workers_.size()) return nullptr;
+  auto it = workers_[endpoint].find(identity);
+  return it == workers_[endpoint].end() ? nullptr : it->second.get();
+}
+
+void ServiceTable::MakeIdle(Worker& worker) {
+  worker.busy = false;
+  worker.current = 0;
+  worker.service->idle.PushBack(worker);
+  Dispatch(*worker.service);
+}
+
+void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
+                                   const proto::WorkerMessage& msg, Clock::time_point now) {
+  const std::string_view identity = proto::View(frames[0]);
+  Worker* worker = FindWorker(endpoint, identity);
+  const auto expiry = now + settings_.heartbeat_interval * settings_.heartbeat_liveness;
+
+  switch (msg.command) {
+    case proto::WorkerCommand::kReady: {
+      const std::string_view name = proto::View(frames[msg.arg]);
+      if (worker != nullptr || name.rfind(proto::kMmiPrefix, 0) == 0) {
+        // RFC 7: READY from a registered worker is a protocol error.
+        ++stats_.malformed_worker;
+        if (worker != nullptr) RemoveWorker(*worker, "sent READY twice", now);
+        transport_.SendDisconnect(endpoint, identity);
+        return;
+      }
+      if (workers_.size() <= endpoint) workers_.resize(endpoint + 1U);
+      auto created = std::make_unique<Worker>();
+      created->endpoint = endpoint;
+      created->identity = std::string(identity);
+      created->service = GetOrCreateService(name, now);
+      created->expiry = expiry;
+      Worker& added = *created;
+      workers_[endpoint].emplace(added.identity, std::move(created));
+      ++added.service->workers;
+      ++stats_.workers_registered;
+      MakeIdle(added);
+      return;
+    }
+    case proto::WorkerCommand::kReply: {
+      if (worker == nullptr) {
+        ++stats_.malformed_worker;
+        transport_.SendDisconnect(endpoint, identity);
+        return;
+      }
+      worker->expiry = expiry;
+      if (!worker->busy) {
+        // A reply with nothing asked: ignore it, the worker stays idle.
+        ++stats_.malformed_worker;
+        return;
+      }
+      Request* request = LookupRequest(proto::View(frames[msg.arg]));
+      if (request != nullptr && request->worker == worker && request->id == worker->current) {
+        if (BodySize(frames, msg.body) > settings_.max_message_size) {
+          ++stats_.too_large;
+          Answer(*request, proto::Status::kTooLarge,
+                 "reply body exceeds max_message_size (" +
+                     config::FormatSize(settings_.max_message_size) + ")");
+        } else {
+          transport_.SendReply(*request, frames, msg.body);
+          ++stats_.replies;
+          FreeRequest(*request);
+        }
+      } else {
+        // The request already timed out (or the address is not the one we
+        // gave this worker): drop the reply.
+        ++stats_.late_replies;
+      }
+      MakeIdle(*worker);
+      return;
+    }
+    case proto::WorkerCommand::kHeartbeat:
+      if (worker == nullptr) {
+        transport_.SendDisconnect(endpoint, identity);
+        return;
+      }
+      worker->expiry = expiry;
+      return;
+    case proto::WorkerCommand::kDisconnect:
+      if (worker != nullptr) RemoveWorker(*worker, "worker disconnected", now);
+      return;
+    case proto::WorkerCommand::kRequest:
+      return;  // rejected by the decoder
+  }
+}
+
+void ServiceTable::OnMalformedWorkerMessage(std::uint16_t endpoint, std::string_view identity,
+                                            Clock::time_point now) {
+  ++stats_.malformed_worker;
+  if (Worker* worker = FindWorker(endpoint, identity)) {
+    RemoveWorker(*worker, "sent a malformed message", now);
+    transport_.SendDisconnect(endpoint, identity);
+  }
+}
+
+void ServiceTable::RemoveWorker(Worker& worker, std::string_view why, Clock::time_point now) {
+  Service& service = *worker.service;
+  service.idle.Remove(worker);
+  --service.workers;
+  if (service.workers == 0 && service.pending.empty()) service.unused_since = now;
+  if (worker.busy) {
+    if (Request* request = LookupRequest(EncodeRequestId(worker.current))) {
+      request->worker = nullptr;
+      if (service.redispatch && request->attempts < 2) {
+        ++stats_.redispatched;
+        service.queue.PushFront(*request);
+      } else {
+        ++stats_.worker_lost;
+        reason_.assign("worker lost while handling the request (");
+        reason_.append(why);
+        reason_.append(")");
+        Answer(*request, proto::Status::kWorkerLost, reason_);
+      }
+    }
+  }
+  // Destroy last: `why` may point into the worker.
+  const std::uint16_t endpoint = worker.endpoint;
+  auto node = workers_[endpoint].find(worker.identity);
+  std::unique_ptr<Worker> doomed = std::move(node->second);
+  workers_[endpoint].erase(node);
+  Dispatch(service);
+}
+
+void ServiceTable::ExpireRequests(Service& service, Clock::time_point now) {
+  while (!service.pending.empty() && service.pending.front()->deadline <= now) {
+    Request& request = *service.pending.front();
+    if (request.worker != nullptr) {
+      ++stats_.timeouts;
+      // The worker stays busy until its (late) reply or its death.
+      Answer(request, proto::Status::kTimeout,
+             "worker did not reply within " + Seconds(service.request_timeout));
+    } else {
+      ++stats_.no_worker;
+      Answer(request, proto::Status::kNoWorker,
+             service.workers == 0
+                 ? "no worker for the service within " + Seconds(service.request_timeout)
+                 : "all workers busy for " + Seconds(service.request_timeout));
+    }
+    if (service.workers == 0 && service.pending.empty()) service.unused_since = now;
+  }
+}
+
+void ServiceTable::OnTimer(Clock::time_point now) {
+  for (auto it = services_.begin(); it != services_.end();) {
+    Service& service = *it->second;
+    ExpireRequests(service, now);
+    const bool unused = !service.declared && service.workers == 0 && service.pending.empty();
+    if (unused && now - service.unused_since >= settings_.service_retention) {
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (now >= next_heartbeat_) {
+    std::vector<Worker*> expired;
+    for (auto& by_identity : workers_) {
+      for (auto& [identity, worker] : by_identity) {
+        if (worker->expiry <= now) {
+          expired.push_back(worker.get());
+        } else {
+          transport_.SendHeartbeat(*worker);
+        }
+      }
+    }
+    for (Worker* worker : expired) {
+      ++stats_.workers_expired;
+      transport_.SendDisconnect(worker->endpoint, worker->identity);
+      RemoveWorker(*worker, "heartbeat expired", now);
+    }
+    next_heartbeat_ = now + settings_.heartbeat_interval;
+  }
+}
+
+Clock::time_point ServiceTable::NextTimer() const {
+  Clock::time_point next = next_heartbeat_;
+  for (const auto& [name, service] : services_) {
+    if (!service->pending.empty()) next = std::min(next, service->pending.front()->deadline);
+  }
+  return next;
+}
+
+void ServiceTable::FailAllAndDisconnect(std::string_view reason) {
+  for (auto& [name, service] : services_) {
+    while (!service->pending.empty()) {
+      Request& request = *service->pending.front();
+      if (request.worker != nullptr) ++stats_.timeouts; else ++stats_.no_worker;
+      Answer(request, proto::Status::kNoWorker, reason);
+    }
+  }
+  for (auto& by_identity : workers_) {
+    for (auto& [identity, worker] : by_identity) {
+      transport_.SendDisconnect(worker->endpoint, worker->identity);
+    }
+  }
+}
+
+}  // namespace zguard
