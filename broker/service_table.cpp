@@ -40,9 +40,8 @@ TableSettings TableSettings::From(const config::Config& config) {
   return settings;
 }
 
-ServiceTable::ServiceTable(TableSettings settings, Transport& transport)
+ServiceTable::ServiceTable(TableSettings settings, Transport& transport, Clock::time_point now)
     : settings_(std::move(settings)), transport_(transport) {
-  const auto now = Clock::now();
   for (const auto& [name, service_config] : settings_.services) {
     Service* service = GetOrCreateService(name, now);
     service->declared = true;
@@ -97,7 +96,9 @@ Request* ServiceTable::NewRequest() {
   request.live = true;
   request.attempts = 0;
   request.worker = nullptr;
-  ++live_requests_;
+  // Single writer: a plain load and store, no read-modify-write on the hot path.
+  live_requests_.store(live_requests_.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
   return &request;
 }
 
@@ -111,7 +112,8 @@ void ServiceTable::FreeRequest(Request& request) {
   request.service = nullptr;
   request.worker = nullptr;
   free_slots_.push_back(static_cast<std::uint32_t>(request.id & 0xffffffffU));
-  --live_requests_;
+  live_requests_.store(live_requests_.load(std::memory_order_relaxed) - 1,
+                       std::memory_order_relaxed);
 }
 
 Request* ServiceTable::LookupRequest(std::string_view encoded_id) {
@@ -277,8 +279,15 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
         ++stats_.malformed_worker;
         return;
       }
-      Request* request = LookupRequest(proto::View(frames[msg.arg]));
-      if (request != nullptr && request->worker == worker && request->id == worker->current) {
+      const std::string_view address = proto::View(frames[msg.arg]);
+      if (address != EncodeRequestId(worker->current)) {
+        // Not the address we gave this worker: a confused or hostile worker.
+        // Drop it; the worker stays busy with its real request.
+        ++stats_.malformed_worker;
+        return;
+      }
+      Request* request = LookupRequest(address);
+      if (request != nullptr && request->worker == worker) {
         if (BodySize(frames, msg.body) > settings_.max_message_size) {
           ++stats_.too_large;
           Answer(*request, proto::Status::kTooLarge,
@@ -290,8 +299,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
           FreeRequest(*request);
         }
       } else {
-        // The request already timed out (or the address is not the one we
-        // gave this worker): drop the reply.
+        // The request already timed out and was answered: drop the reply.
         ++stats_.late_replies;
       }
       MakeIdle(*worker);

@@ -7,6 +7,7 @@
 // reference-counted copy until the reply arrives).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -127,7 +128,8 @@ struct TableSettings {
 
 class ServiceTable {
  public:
-  ServiceTable(TableSettings settings, Transport& transport);
+  // `now` starts the heartbeat clock.
+  ServiceTable(TableSettings settings, Transport& transport, Clock::time_point now = Clock::now());
   ~ServiceTable();
   ServiceTable(const ServiceTable&) = delete;
   ServiceTable& operator=(const ServiceTable&) = delete;
@@ -153,7 +155,9 @@ class ServiceTable {
   void StopAccepting() { accepting_ = false; }
   // Answers every queued and in-flight request with 503 and disconnects workers.
   void FailAllAndDisconnect(std::string_view reason);
-  std::size_t LiveRequests() const { return live_requests_; }
+  // Requests queued or in flight. Readable from any thread (a relaxed
+  // snapshot; only the routing thread writes it).
+  std::size_t LiveRequests() const { return live_requests_.load(std::memory_order_relaxed); }
 
   // Inspection, for tests and metrics.
   const RoutingStats& stats() const { return stats_; }
@@ -184,7 +188,7 @@ class ServiceTable {
   std::vector<std::map<std::string, std::unique_ptr<Worker>, std::less<>>> workers_;
   std::vector<std::unique_ptr<Request>> slots_;  // request pool; ids index into it
   std::vector<std::uint32_t> free_slots_;
-  std::size_t live_requests_ = 0;
+  std::atomic<std::size_t> live_requests_{0};
   Clock::time_point next_heartbeat_;
   std::string reason_;  // reused buffer for error texts
 };

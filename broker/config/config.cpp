@@ -332,7 +332,10 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
               "duplicate endpoint name " + Quote(endpoint.name) + " (also endpoints[" +
                   std::to_string(names[endpoint.name]) + "])");
     }
-    if (!endpoint.bind.empty() && !binds.emplace(endpoint.bind, i).second) {
+    const bool ephemeral = endpoint.bind.size() > 2 &&
+                           (endpoint.bind.compare(endpoint.bind.size() - 2, 2, ":*") == 0 ||
+                            endpoint.bind.compare(endpoint.bind.size() - 2, 2, ":0") == 0);
+    if (!endpoint.bind.empty() && !ephemeral && !binds.emplace(endpoint.bind, i).second) {
       r.Error(item["bind"], path + ".bind",
               "duplicate bind address " + Quote(endpoint.bind) + " (also endpoints[" +
                   std::to_string(binds[endpoint.bind]) + "])");

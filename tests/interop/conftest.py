@@ -1,0 +1,205 @@
+"""Fixtures for the zguard interop and CLI tests.
+
+Each test that needs a broker gets its own `zguard serve` subprocess on fresh
+loopback ports with a config written to the test's tmp_path; it is always
+killed at teardown. The binary comes from $ZGUARD_BIN (default: the CMake
+build tree).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mdp  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ZGUARD_BIN = os.environ.get("ZGUARD_BIN", str(REPO / "build" / "broker" / "zguard"))
+
+# Broker settings used unless a test overrides them: short heartbeats so that
+# tests waiting on worker expiry stay fast.
+DEFAULT_BROKER = {
+    "io_threads": 1,
+    "heartbeat_interval": "100ms",
+    "heartbeat_liveness": 3,
+    "request_timeout": "5s",
+    "max_message_size": "1MiB",
+    "shutdown_grace": "5s",
+    "unknown_service": "reject",
+    "max_queued_requests": 10000,
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, deadline: float, proc: Optional[subprocess.Popen] = None) -> None:
+    """Polls until 127.0.0.1:port accepts a TCP connection or `deadline` passes."""
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"port {port} did not open in time")
+            time.sleep(0.01)
+
+
+def _yaml_scalar(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def make_config(client_port: int, worker_port: int, broker: Optional[Dict] = None,
+                services: Optional[Dict[str, Dict]] = None, log_level: str = "info") -> str:
+    """Renders a zguard YAML config (the format of config/zguard.yaml)."""
+    settings = dict(DEFAULT_BROKER)
+    settings.update(broker or {})
+    lines = ["broker:"]
+    lines += [f"  {key}: {_yaml_scalar(value)}" for key, value in settings.items()]
+    lines.append(f"log: {{ level: {log_level}, format: text }}")
+    lines += [
+        "endpoints:",
+        "  - name: public",
+        f"    bind: tcp://127.0.0.1:{client_port}",
+        "    role: clients",
+        "    profile: grasslands",
+        "  - name: workers",
+        f"    bind: tcp://127.0.0.1:{worker_port}",
+        "    role: workers",
+        "    profile: grasslands",
+    ]
+    if services:
+        lines.append("services:")
+        for name, options in services.items():
+            if options:
+                inner = ", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in options.items())
+                lines.append(f"  {name}: {{ {inner} }}")
+            else:
+                lines.append(f"  {name}: {{}}")
+    return "\n".join(lines) + "\n"
+
+
+class BrokerProcess:
+    """A running `zguard serve`."""
+
+    def __init__(self, config_path: Path, client_port: int, worker_port: int, log_path: Path):
+        self.config_path = config_path
+        self.client_port = client_port
+        self.worker_port = worker_port
+        self.client_endpoint = f"tcp://127.0.0.1:{client_port}"
+        self.worker_endpoint = f"tcp://127.0.0.1:{worker_port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([ZGUARD_BIN, "serve", "-c", str(config_path)],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            wait_port(self.client_port, deadline, self.proc)
+            wait_port(self.worker_port, deadline, self.proc)
+        except Exception as e:
+            raise RuntimeError(f"zguard serve did not come up: {e}\n{self.log()}") from e
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._log.close()
+
+
+@pytest.fixture
+def zguard_bin() -> str:
+    if not os.access(ZGUARD_BIN, os.X_OK):
+        pytest.fail(f"zguard binary not found at {ZGUARD_BIN} (set ZGUARD_BIN)")
+    return ZGUARD_BIN
+
+
+@pytest.fixture
+def context():
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def start_broker(tmp_path, zguard_bin):
+    """Factory: start_broker(broker={...}, services={...}) -> BrokerProcess (ready)."""
+    started: List[BrokerProcess] = []
+
+    def start(broker: Optional[Dict] = None, services: Optional[Dict[str, Dict]] = None,
+              log_level: str = "info") -> BrokerProcess:
+        client_port, worker_port = free_port(), free_port()
+        while worker_port == client_port:
+            worker_port = free_port()
+        n = len(started)
+        config_path = tmp_path / f"zguard-{n}.yaml"
+        config_path.write_text(make_config(client_port, worker_port, broker, services,
+                                           log_level))
+        process = BrokerProcess(config_path, client_port, worker_port,
+                                tmp_path / f"zguard-{n}.log")
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def broker(start_broker) -> BrokerProcess:
+    """A broker with the default test settings and no declared services."""
+    return start_broker()
+
+
+@pytest.fixture
+def workers():
+    """Collects WorkerThreads and always stops them at teardown."""
+    running: List[mdp.WorkerThread] = []
+    yield running
+    errors = []
+    for thread in running:
+        try:
+            thread.stop()
+        except BaseException as e:  # noqa: BLE001 - report all of them
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
