@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -32,8 +32,8 @@ struct Scenario {
 };
 
 struct Options {
-  int window = 8;             // requests in flight per client
-  double seconds = 2.0;       // measuring time per scenario and side
+  int window = 8;                 // requests in flight per client
+  double seconds = 2.0;           // measuring time per scenario and side
   long max_requests = 2'000'000;  // hard cap per scenario and side
 };
 
@@ -51,8 +51,8 @@ std::int64_t NowNs() {
 
 // One client thread: keeps `window` requests in flight, records latencies.
 // `mdp` selects the Majordomo envelope (zguard) or a bare one (zmq_proxy).
-void RunClient(zmq::context_t& context, const std::string& endpoint, bool mdp,
-               std::size_t size, int window, Clock::time_point stop_at, long budget,
+void RunClient(zmq::context_t& context, const std::string& endpoint, bool mdp, std::size_t size,
+               int window, Clock::time_point stop_at, long budget,
                std::vector<std::int64_t>& latencies) {
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
@@ -185,9 +185,7 @@ Result RunProxy(const Scenario& scenario, const Options& options, int io_threads
   control_peer.connect("inproc://bench-proxy-control");
   const std::string front = frontend.get(zmq::sockopt::last_endpoint);
   const std::string back = backend.get(zmq::sockopt::last_endpoint);
-  std::thread proxy([&] {
-    zmq::proxy_steerable(frontend, backend, zmq::socket_ref(), control);
-  });
+  std::thread proxy([&] { zmq::proxy_steerable(frontend, backend, zmq::socket_ref(), control); });
   Result result;
   {
     zmq::context_t context(io_threads);
@@ -246,10 +244,13 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{64, 4096, 65536};
   Options options;
   int io_threads = 1;
-  app.add_option("--clients", clients, "Client counts (paired with --workers)")->capture_default_str();
-  app.add_option("--workers", workers, "Worker counts (paired with --clients)")->capture_default_str();
+  app.add_option("--clients", clients, "Client counts (paired with --workers)")
+      ->capture_default_str();
+  app.add_option("--workers", workers, "Worker counts (paired with --clients)")
+      ->capture_default_str();
   app.add_option("--sizes", sizes, "Payload sizes in bytes")->capture_default_str();
-  app.add_option("--window", options.window, "Requests in flight per client")->capture_default_str();
+  app.add_option("--window", options.window, "Requests in flight per client")
+      ->capture_default_str();
   app.add_option("--seconds", options.seconds, "Measuring time per scenario and side")
       ->capture_default_str();
   app.add_option("--max-requests", options.max_requests, "Cap per scenario and side")
@@ -273,10 +274,10 @@ int main(int argc, char** argv) {
       const Result ours = RunZguard(scenario, options, io_threads);
       const double ratio = baseline.rps > 0 ? ours.rps / baseline.rps : 0;
       std::cout << "| " << scenario.clients << " x " << scenario.workers << " | " << size << " | "
-                << Fixed(ours.rps, 0) << " | " << Fixed(baseline.rps, 0) << " | "
-                << Fixed(ratio, 2) << " | " << Fixed(ours.p50_us, 0) << " / "
-                << Fixed(ours.p99_us, 0) << " | " << Fixed(baseline.p50_us, 0) << " / "
-                << Fixed(baseline.p99_us, 0) << " |" << std::endl;
+                << Fixed(ours.rps, 0) << " | " << Fixed(baseline.rps, 0) << " | " << Fixed(ratio, 2)
+                << " | " << Fixed(ours.p50_us, 0) << " / " << Fixed(ours.p99_us, 0) << " | "
+                << Fixed(baseline.p50_us, 0) << " / " << Fixed(baseline.p99_us, 0) << " |"
+                << std::endl;
     }
   }
   return 0;

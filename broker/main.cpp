@@ -33,8 +33,9 @@ int main(int argc, char** argv) {
   zguard::cli::CallOptions call_options;
   std::string call_timeout = "5s";
   auto* call = app.add_subcommand("call", "Send one request to a service and print the reply");
-  call->add_option("--connect", call_options.connect, "Broker client endpoint, e.g. "
-                                                      "tcp://127.0.0.1:5555")
+  call->add_option("--connect", call_options.connect,
+                   "Broker client endpoint, e.g. "
+                   "tcp://127.0.0.1:5555")
       ->required();
   call->add_option("-t,--timeout", call_timeout, "How long to wait for the reply")
       ->capture_default_str();
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (help->parsed()) {
-      std::cout << app.help();
+      // app.help() would describe the last parsed subcommand ("help" itself).
+      std::cout << app.get_formatter()->make_help(&app, "zguard", CLI::AppFormatMode::Normal);
       return 0;
     }
     if (serve->parsed()) return zguard::cli::RunServe(config_path);

@@ -4,8 +4,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <spdlog/spdlog.h>
+#include <cerrno>
 
 #include "broker/config/units.hpp"
 #include "proto/mdp.hpp"
@@ -51,8 +51,7 @@ std::vector<std::string> Router::Bind() {
       sockets_[i].bind(endpoint.bind);
       bound_[i] = sockets_[i].get(zmq::sockopt::last_endpoint);
       spdlog::info("endpoint {} ({}, {}) listening on {}", endpoint.name,
-                   config::ToString(endpoint.role), config::ToString(endpoint.profile),
-                   bound_[i]);
+                   config::ToString(endpoint.role), config::ToString(endpoint.profile), bound_[i]);
     } catch (const zmq::error_t& e) {
       errors.push_back("endpoint " + endpoint.name + ": cannot bind " + endpoint.bind + ": " +
                        e.what());

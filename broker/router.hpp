@@ -73,7 +73,7 @@ class Router final : public Transport {
   std::unique_ptr<ServiceTable> table_;
   int stop_fd_ = -1;  // eventfd written by RequestStop()
   bool stopping_ = false;
-  Frames frames_;     // reused for every received message
+  Frames frames_;  // reused for every received message
 };
 
 }  // namespace zguard

@@ -16,9 +16,7 @@ std::uint64_t BodySize(const Frames& frames, std::size_t begin) {
   return total;
 }
 
-std::string Seconds(std::chrono::milliseconds value) {
-  return config::FormatDuration(value);
-}
+std::string Seconds(std::chrono::milliseconds value) { return config::FormatDuration(value); }
 
 }  // namespace
 
@@ -43,7 +41,7 @@ TableSettings TableSettings::From(const config::Config& config) {
 ServiceTable::ServiceTable(TableSettings settings, Transport& transport, Clock::time_point now)
     : settings_(std::move(settings)), transport_(transport) {
   for (const auto& [name, service_config] : settings_.services) {
-    Service* service = GetOrCreateService(name, now);
+    Service* service = GetOrCreateService(name);
     service->declared = true;
   }
   next_heartbeat_ = now + settings_.heartbeat_interval;
@@ -51,14 +49,13 @@ ServiceTable::ServiceTable(TableSettings settings, Transport& transport, Clock::
 
 ServiceTable::~ServiceTable() = default;
 
-Service* ServiceTable::GetOrCreateService(std::string_view name, Clock::time_point now) {
+Service* ServiceTable::GetOrCreateService(std::string_view name) {
   auto it = services_.find(name);
   if (it != services_.end()) return it->second.get();
   auto service = std::make_unique<Service>();
   service->name = std::string(name);
   service->request_timeout = settings_.request_timeout;
   service->max_queued = settings_.max_queued_requests;
-  service->unused_since = now;
   if (auto conf = settings_.services.find(name); conf != settings_.services.end()) {
     service->redispatch = conf->second.redispatch;
     if (conf->second.request_timeout) service->request_timeout = *conf->second.request_timeout;
@@ -155,9 +152,8 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
   }
   if (BodySize(frames, msg.body) > settings_.max_message_size) {
     ++stats_.too_large;
-    refuse(proto::Status::kTooLarge,
-           "request body exceeds max_message_size (" +
-               config::FormatSize(settings_.max_message_size) + ")");
+    refuse(proto::Status::kTooLarge, "request body exceeds max_message_size (" +
+                                         config::FormatSize(settings_.max_message_size) + ")");
     return;
   }
   auto found = services_.find(service_name);
@@ -168,7 +164,7 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
       refuse(proto::Status::kUnknownService, "unknown service");
       return;
     }
-    service = GetOrCreateService(service_name, now);
+    service = GetOrCreateService(service_name);
   }
   if (service->queue.size() >= service->max_queued) {
     ++stats_.busy;
@@ -191,8 +187,8 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
   Dispatch(*service);
 }
 
-void ServiceTable::HandleMmi(const ClientAddress& client, std::string_view service,
-                             Frames& frames, std::size_t body_begin) {
+void ServiceTable::HandleMmi(const ClientAddress& client, std::string_view service, Frames& frames,
+                             std::size_t body_begin) {
   if (service == "mmi.service") {
     if (body_begin >= frames.size()) {
       transport_.SendToClient(client, service, {"400"});
@@ -250,7 +246,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       if (worker != nullptr || name.rfind(proto::kMmiPrefix, 0) == 0) {
         // RFC 7: READY from a registered worker is a protocol error.
         ++stats_.malformed_worker;
-        if (worker != nullptr) RemoveWorker(*worker, "sent READY twice", now);
+        if (worker != nullptr) RemoveWorker(*worker, "sent READY twice");
         transport_.SendDisconnect(endpoint, identity);
         return;
       }
@@ -258,7 +254,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       auto created = std::make_unique<Worker>();
       created->endpoint = endpoint;
       created->identity = std::string(identity);
-      created->service = GetOrCreateService(name, now);
+      created->service = GetOrCreateService(name);
       created->expiry = expiry;
       Worker& added = *created;
       workers_[endpoint].emplace(added.identity, std::move(created));
@@ -275,8 +271,10 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       }
       worker->expiry = expiry;
       if (!worker->busy) {
-        // A reply with nothing asked: ignore it, the worker stays idle.
+        // RFC 7: a REPLY from a worker that holds no request is a protocol error.
         ++stats_.malformed_worker;
+        RemoveWorker(*worker, "sent REPLY while idle");
+        transport_.SendDisconnect(endpoint, identity);
         return;
       }
       const std::string_view address = proto::View(frames[msg.arg]);
@@ -313,7 +311,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       worker->expiry = expiry;
       return;
     case proto::WorkerCommand::kDisconnect:
-      if (worker != nullptr) RemoveWorker(*worker, "worker disconnected", now);
+      if (worker != nullptr) RemoveWorker(*worker, "worker disconnected");
       return;
     case proto::WorkerCommand::kRequest:
       return;  // rejected by the decoder
@@ -321,19 +319,18 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
 }
 
 void ServiceTable::OnMalformedWorkerMessage(std::uint16_t endpoint, std::string_view identity,
-                                            Clock::time_point now) {
+                                            Clock::time_point /*now*/) {
   ++stats_.malformed_worker;
   if (Worker* worker = FindWorker(endpoint, identity)) {
-    RemoveWorker(*worker, "sent a malformed message", now);
+    RemoveWorker(*worker, "sent a malformed message");
     transport_.SendDisconnect(endpoint, identity);
   }
 }
 
-void ServiceTable::RemoveWorker(Worker& worker, std::string_view why, Clock::time_point now) {
+void ServiceTable::RemoveWorker(Worker& worker, std::string_view why) {
   Service& service = *worker.service;
   service.idle.Remove(worker);
   --service.workers;
-  if (service.workers == 0 && service.pending.empty()) service.unused_since = now;
   if (worker.busy) {
     if (Request* request = LookupRequest(EncodeRequestId(worker.current))) {
       request->worker = nullptr;
@@ -372,7 +369,6 @@ void ServiceTable::ExpireRequests(Service& service, Clock::time_point now) {
                  ? "no worker for the service within " + Seconds(service.request_timeout)
                  : "all workers busy for " + Seconds(service.request_timeout));
     }
-    if (service.workers == 0 && service.pending.empty()) service.unused_since = now;
   }
 }
 
@@ -380,7 +376,14 @@ void ServiceTable::OnTimer(Clock::time_point now) {
   for (auto it = services_.begin(); it != services_.end();) {
     Service& service = *it->second;
     ExpireRequests(service, now);
+    // An undeclared service with no workers and no requests is forgotten once
+    // it has stayed so for service_retention.
     const bool unused = !service.declared && service.workers == 0 && service.pending.empty();
+    if (!unused) {
+      service.unused_since = Clock::time_point{};
+    } else if (service.unused_since == Clock::time_point{}) {
+      service.unused_since = now;
+    }
     if (unused && now - service.unused_since >= settings_.service_retention) {
       it = services_.erase(it);
     } else {
@@ -401,7 +404,7 @@ void ServiceTable::OnTimer(Clock::time_point now) {
     for (Worker* worker : expired) {
       ++stats_.workers_expired;
       transport_.SendDisconnect(worker->endpoint, worker->identity);
-      RemoveWorker(*worker, "heartbeat expired", now);
+      RemoveWorker(*worker, "heartbeat expired");
     }
     next_heartbeat_ = now + settings_.heartbeat_interval;
   }
@@ -419,7 +422,7 @@ void ServiceTable::FailAllAndDisconnect(std::string_view reason) {
   for (auto& [name, service] : services_) {
     while (!service->pending.empty()) {
       Request& request = *service->pending.front();
-      if (request.worker != nullptr) ++stats_.timeouts; else ++stats_.no_worker;
+      ++stats_.shutdown_refused;
       Answer(request, proto::Status::kNoWorker, reason);
     }
   }

@@ -67,8 +67,8 @@ struct Service {
   bool redispatch = false;
   std::chrono::milliseconds request_timeout{0};
   std::uint64_t max_queued = 0;
-  std::size_t workers = 0;                 // registered workers, idle or busy
-  Clock::time_point unused_since;          // when it last had no workers and no requests
+  std::size_t workers = 0;                    // registered workers, idle or busy
+  Clock::time_point unused_since;             // when it last had no workers and no requests
   IntrusiveList<Worker, &Worker::idle> idle;  // least recently used first
   IntrusiveList<Request, &Request::in_queue> queue;
   IntrusiveList<Request, &Request::by_deadline> pending;  // queued and in flight
@@ -92,18 +92,18 @@ class Transport {
 
 // Counters the table keeps; the metrics layer exports them.
 struct RoutingStats {
-  std::uint64_t requests = 0;          // accepted client requests (MMI excluded)
-  std::uint64_t replies = 0;           // worker replies delivered
+  std::uint64_t requests = 0;  // accepted client requests (MMI excluded)
+  std::uint64_t replies = 0;   // worker replies delivered
   std::uint64_t mmi = 0;
   std::uint64_t unknown_service = 0;
-  std::uint64_t no_worker = 0;         // expired while queued
-  std::uint64_t timeouts = 0;          // expired while in flight
+  std::uint64_t no_worker = 0;  // expired while queued
+  std::uint64_t timeouts = 0;   // expired while in flight
   std::uint64_t worker_lost = 0;
   std::uint64_t redispatched = 0;
   std::uint64_t too_large = 0;
-  std::uint64_t busy = 0;              // refused: queue full
+  std::uint64_t busy = 0;  // refused: queue full
   std::uint64_t bad_requests = 0;
-  std::uint64_t late_replies = 0;      // replies for requests already answered
+  std::uint64_t late_replies = 0;  // replies for requests already answered
   std::uint64_t malformed_client = 0;
   std::uint64_t malformed_worker = 0;
   std::uint64_t workers_registered = 0;
@@ -166,7 +166,7 @@ class ServiceTable {
   std::size_t WorkerCount() const;
 
  private:
-  Service* GetOrCreateService(std::string_view name, Clock::time_point now);
+  Service* GetOrCreateService(std::string_view name);
   Request* NewRequest();
   void FreeRequest(Request& request);
   Request* LookupRequest(std::string_view encoded_id);
@@ -174,7 +174,7 @@ class ServiceTable {
   void Answer(Request& request, proto::Status status, std::string_view reason);
   void HandleMmi(const ClientAddress& client, std::string_view service, Frames& frames,
                  std::size_t body_begin);
-  void RemoveWorker(Worker& worker, std::string_view why, Clock::time_point now);
+  void RemoveWorker(Worker& worker, std::string_view why);
   Worker* FindWorker(std::uint16_t endpoint, std::string_view identity);
   void MakeIdle(Worker& worker);
   void ExpireRequests(Service& service, Clock::time_point now);

@@ -24,9 +24,9 @@ struct ClientOptions {
 struct CallResult {
   enum class Outcome { kOk, kError, kTimeout, kMalformed };
   Outcome outcome = Outcome::kTimeout;
-  int code = 0;                      // 200 on success; the broker's status on kError
-  std::string reason;                // broker's reason on kError, ours otherwise
-  std::vector<std::string> body;     // reply body frames on kOk
+  int code = 0;                   // 200 on success; the broker's status on kError
+  std::string reason;             // broker's reason on kError, ours otherwise
+  std::vector<std::string> body;  // reply body frames on kOk
 };
 
 class Client {

@@ -124,8 +124,7 @@ ParsedReply ParseClientReply(const std::vector<zmq::message_t>& frames,
   return out;
 }
 
-bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
-                      bool dontwait) {
+bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool dontwait) {
   frames.clear();
   const auto flags = dontwait ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
   do {
@@ -138,8 +137,8 @@ bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames
 
 void SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames) {
   for (std::size_t i = 0; i < frames.size(); ++i) {
-    socket.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                 : zmq::send_flags::none);
+    socket.send(frames[i],
+                i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
 }
 

@@ -57,8 +57,8 @@ inline std::string_view View(const zmq::message_t& frame) {
 struct ClientMessage {
   const char* error = nullptr;  // nullptr when the message is well formed
   bool has_delimiter = false;
-  std::size_t service = 0;     // index of the service frame
-  std::size_t body = 0;        // index of the first body frame (may equal frames.size())
+  std::size_t service = 0;  // index of the service frame
+  std::size_t body = 0;     // index of the first body frame (may equal frames.size())
 };
 ClientMessage DecodeClientMessage(const std::vector<zmq::message_t>& frames);
 
@@ -81,7 +81,7 @@ struct ParsedReply {
   bool is_error = false;        // broker error reply (kErrorMarker)
   int code = 200;
   std::string reason;
-  std::size_t body = 0;         // index of the first body frame
+  std::size_t body = 0;  // index of the first body frame
 };
 // Parses a reply a DEALER client received: [empty] ["MDPC01"] [service] [body...].
 ParsedReply ParseClientReply(const std::vector<zmq::message_t>& frames,
@@ -99,8 +99,7 @@ inline zmq::message_t CommandFrame(WorkerCommand command) {
 // Reads every frame of one multipart message. Returns false if none was
 // waiting (only possible with `dontwait`). `frames` is cleared first and
 // keeps its capacity so callers can reuse one vector for every message.
-bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
-                      bool dontwait);
+bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool dontwait);
 
 // Sends every frame of `frames`, moving their contents into the socket.
 void SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames);

@@ -59,8 +59,7 @@ class Reader {
       if (!seen.insert(key).second) {
         Error(item.first, where, "key given more than once");
       }
-      if (allowed.size() != 0 &&
-          std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         std::string list;
         for (const auto& name : allowed) {
           if (!list.empty()) list += ", ";
@@ -82,8 +81,8 @@ class Reader {
       Error(node, key, "expected an integer, got " + Describe(node));
     } else if (value < min || value > max) {
       Error(node, key,
-            "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                ", got " + text);
+            "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                text);
     } else {
       out = value;
     }
@@ -114,15 +113,16 @@ class Reader {
     }
   }
 
-  void ReadDuration(const YAML::Node& node, const std::string& key, Duration min,
-                    Duration& out) {
+  void ReadDuration(const YAML::Node& node, const std::string& key, Duration min, Duration& out) {
+    constexpr Duration kMax{24LL * 3600 * 1000};  // one day; beyond it, surely a typo
     if (!node) return;
     const auto value = node.IsScalar() ? ParseDuration(node.Scalar()) : std::nullopt;
     if (!value) {
+      Error(node, key, "expected a duration such as 2500ms, 30s, 5m or 1h, got " + Describe(node));
+    } else if (*value < min || *value > kMax) {
       Error(node, key,
-            "expected a duration such as 2500ms, 30s, 5m or 1h, got " + Describe(node));
-    } else if (*value < min) {
-      Error(node, key, "must be at least " + FormatDuration(min) + ", got " + node.Scalar());
+            "must be between " + FormatDuration(min) + " and " + FormatDuration(kMax) + ", got " +
+                node.Scalar());
     } else {
       out = *value;
     }
@@ -198,8 +198,8 @@ class Reader {
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 
@@ -219,10 +219,9 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
                  out.request_timeout);
   r.ReadSize(node["max_message_size"], "broker.max_message_size", 1, kMaxMessageSizeLimit,
              out.max_message_size);
-  r.ReadDuration(node["shutdown_grace"], "broker.shutdown_grace", Duration(0),
-                 out.shutdown_grace);
-  const int unknown = r.ReadChoice(node["unknown_service"], "broker.unknown_service",
-                                   {"reject", "queue"});
+  r.ReadDuration(node["shutdown_grace"], "broker.shutdown_grace", Duration(0), out.shutdown_grace);
+  const int unknown =
+      r.ReadChoice(node["unknown_service"], "broker.unknown_service", {"reject", "queue"});
   if (unknown >= 0) out.unknown_service = static_cast<UnknownService>(unknown);
   r.ReadCount(node["max_queued_requests"], "broker.max_queued_requests", 1,
               out.max_queued_requests);
@@ -230,11 +229,11 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
 
 void ReadLog(Reader& r, const YAML::Node& node, LogOptions& out) {
   if (!node || !r.CheckMap(node, "log", {"level", "format"})) return;
-  static constexpr std::array<std::string_view, 7> kLevels = {
-      "trace", "debug", "info", "warn", "error", "critical", "off"};
-  const int level = r.ReadChoice(node["level"], "log.level",
-                                 {kLevels[0], kLevels[1], kLevels[2], kLevels[3], kLevels[4],
-                                  kLevels[5], kLevels[6]});
+  static constexpr std::array<std::string_view, 7> kLevels = {"trace", "debug",    "info", "warn",
+                                                              "error", "critical", "off"};
+  const int level = r.ReadChoice(
+      node["level"], "log.level",
+      {kLevels[0], kLevels[1], kLevels[2], kLevels[3], kLevels[4], kLevels[5], kLevels[6]});
   if (level >= 0) out.level = std::string(kLevels[static_cast<std::size_t>(level)]);
   const int format = r.ReadChoice(node["format"], "log.format", {"text", "json"});
   if (format >= 0) out.format = static_cast<LogFormat>(format);
@@ -264,14 +263,16 @@ void ReadEndpoints(Reader& r, const YAML::Node& node, std::vector<EndpointConfig
     if (auto name = r.ReadString(item["name"], path + ".name")) {
       if (!IsValidName(*name)) {
         r.Error(item["name"], path + ".name",
-                "must be 1-64 characters of letters, digits, '-', '_' or '.', got " +
-                    Quote(*name));
+                "must be 1-64 characters of letters, digits, '-', '_' or '.', got " + Quote(*name));
       }
       endpoint.name = *name;
     }
     if (auto bind = r.ReadString(item["bind"], path + ".bind")) {
-      if (auto problem = CheckBindAddress(*bind)) r.Error(item["bind"], path + ".bind", *problem);
-      endpoint.bind = *bind;
+      if (auto problem = CheckBindAddress(*bind)) {
+        r.Error(item["bind"], path + ".bind", *problem);
+      } else {
+        endpoint.bind = *bind;  // only valid binds take part in the cross-field checks
+      }
     }
     const int role = r.ReadChoice(item["role"], path + ".role", {"clients", "workers"});
     if (role >= 0) endpoint.role = static_cast<Role>(role);
@@ -349,7 +350,7 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
                   "grasslands (no security) on a non-loopback address: anyone who can reach " +
                       endpoint.bind + " can use it");
       } else {
-        r.Error(item["bind"], path + ".profile",
+        r.Error(item["profile"], path + ".profile",
                 "grasslands (no security) on non-loopback address " + Quote(endpoint.bind) +
                     " needs allow_insecure: true");
       }
@@ -358,12 +359,6 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
   if (endpoints && endpoints.IsSequence()) {
     if (!has_clients) r.Error(endpoints, "endpoints", "no endpoint with role: clients");
     if (!has_workers) r.Error(endpoints, "endpoints", "no endpoint with role: workers");
-  }
-  const auto& broker = config.broker;
-  if (broker.heartbeat_interval * broker.heartbeat_liveness > broker.request_timeout * 100) {
-    r.Warning(root["broker"], "broker.heartbeat_interval",
-              "a dead worker is noticed only after heartbeat_interval x heartbeat_liveness, "
-              "far longer than request_timeout");
   }
 }
 
@@ -430,13 +425,18 @@ std::optional<std::string> CheckBindAddress(std::string_view bind) {
     return "expected tcp://HOST:PORT (HOST an address, interface or *)" + got;
   }
   std::string_view host = rest.substr(0, colon);
-  if (!ParsePort(rest.substr(colon + 1))) return "port must be 1-65535 or *" + got;
+  if (!ParsePort(rest.substr(colon + 1))) return "port must be 1-65535, * or 0" + got;
   if (host.front() == '[') {
     if (host.back() != ']' || host.size() < 3) return "unterminated IPv6 address" + got;
     return std::nullopt;
   }
   if (host.find(':') != std::string_view::npos) {
     return "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555" + got;
+  }
+  if (host == "localhost") {
+    return "libzmq binds to addresses and interface names, not host names: use 127.0.0.1 or "
+           "[::1]" +
+           got;
   }
   return std::nullopt;
 }
@@ -447,7 +447,7 @@ bool IsLoopbackBind(std::string_view bind) {
   const std::string_view rest = bind.substr(6);
   const auto colon = rest.rfind(':');
   const std::string_view host = rest.substr(0, colon);
-  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "localhost" || host == "lo";
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "lo";
 }
 
 std::string_view ToString(Role role) { return role == Role::kClients ? "clients" : "workers"; }

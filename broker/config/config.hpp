@@ -20,19 +20,20 @@ using Duration = std::chrono::milliseconds;
 enum class Role { kClients, kWorkers };
 enum class Profile { kGrasslands };
 enum class LogFormat { kText, kJson };
-// What to do with a request for a service that is neither declared in
-// `services:` nor has ever had a worker: answer 404 at once, or queue it.
+// What to do with a request for a service the broker does not know (not
+// declared in `services:`, and no worker registered for it within the last
+// 60 s): answer 404 at once, or queue it until a worker comes or it expires.
 enum class UnknownService { kReject, kQueue };
 
 struct BrokerOptions {
-  int io_threads = 1;                          // libzmq I/O threads; default 1
-  Duration heartbeat_interval{2500};           // default 2500ms
-  int heartbeat_liveness = 3;                  // missed heartbeats before a worker is dropped
-  Duration request_timeout{10'000};            // default 10s; then the client gets an error
-  std::uint64_t max_message_size = 1ULL << 20; // request/reply body limit; default 1MiB
-  Duration shutdown_grace{5000};               // drain time on SIGTERM; default 5s
+  int io_threads = 1;                           // libzmq I/O threads; default 1
+  Duration heartbeat_interval{2500};            // default 2500ms
+  int heartbeat_liveness = 3;                   // missed heartbeats before a worker is dropped
+  Duration request_timeout{10'000};             // default 10s; then the client gets an error
+  std::uint64_t max_message_size = 1ULL << 20;  // request/reply body limit; default 1MiB
+  Duration shutdown_grace{5000};                // drain time on SIGTERM; default 5s
   UnknownService unknown_service = UnknownService::kReject;  // default reject
-  std::uint64_t max_queued_requests = 10'000;  // per service; beyond it: 429 busy
+  std::uint64_t max_queued_requests = 10'000;                // per service; beyond it: 429 busy
 };
 
 struct LogOptions {
@@ -41,8 +42,8 @@ struct LogOptions {
 };
 
 struct EndpointConfig {
-  std::string name;      // unique; later the ZAP domain
-  std::string bind;      // tcp://HOST:PORT or ipc://PATH
+  std::string name;  // unique; later the ZAP domain
+  std::string bind;  // tcp://HOST:PORT or ipc://PATH
   Role role = Role::kClients;
   Profile profile = Profile::kGrasslands;
   bool allow_insecure = false;  // required for NULL security on a non-loopback bind
@@ -50,8 +51,8 @@ struct EndpointConfig {
 };
 
 struct ServiceConfig {
-  bool redispatch = false;                 // re-send once if the worker dies; default false
-  std::optional<Duration> request_timeout; // default: broker.request_timeout
+  bool redispatch = false;                  // re-send once if the worker dies; default false
+  std::optional<Duration> request_timeout;  // default: broker.request_timeout
   std::optional<std::uint64_t> max_queued_requests;  // default: broker.max_queued_requests
 };
 
@@ -66,18 +67,18 @@ struct Config {
 // One problem found in a config file.
 struct Diagnostic {
   std::string file;
-  int line = 0;    // 1-based; 0 when the problem has no single place
-  int column = 0;  // 1-based
-  std::string key; // dotted path, e.g. endpoints[1].bind
+  int line = 0;     // 1-based; 0 when the problem has no single place
+  int column = 0;   // 1-based
+  std::string key;  // dotted path, e.g. endpoints[1].bind
   std::string message;
   // "zguard.yaml:12:5: endpoints[1].bind: expected tcp:// or ipc://, got \"x\""
   std::string ToString() const;
 };
 
 struct LoadResult {
-  std::optional<Config> config;        // set only when `errors` is empty
+  std::optional<Config> config;  // set only when `errors` is empty
   std::vector<Diagnostic> errors;
-  std::vector<Diagnostic> warnings;    // unsafe but allowed combinations
+  std::vector<Diagnostic> warnings;  // unsafe but allowed combinations
 };
 
 // Reads and validates `path`.

@@ -23,7 +23,8 @@ std::vector<std::string> Strings(const std::vector<zmq::message_t>& frames, std:
 }
 
 // Receives one multipart message with a deadline; empty on timeout.
-std::vector<zmq::message_t> Receive(zmq::socket_t& socket, milliseconds timeout = milliseconds(3000)) {
+std::vector<zmq::message_t> Receive(zmq::socket_t& socket,
+                                    milliseconds timeout = milliseconds(3000)) {
   std::vector<zmq::message_t> frames;
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, timeout) > 0) proto::ReceiveMultipart(socket, frames, false);
@@ -33,8 +34,8 @@ std::vector<zmq::message_t> Receive(zmq::socket_t& socket, milliseconds timeout 
 void Send(zmq::socket_t& socket, std::initializer_list<std::string_view> parts) {
   std::size_t i = 0;
   for (const auto part : parts) {
-    socket.send(proto::Frame(part), ++i < parts.size() ? zmq::send_flags::sndmore
-                                                         : zmq::send_flags::none);
+    socket.send(proto::Frame(part),
+                ++i < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
 }
 

@@ -127,8 +127,8 @@ SINGLE_PROBLEMS = {
     "unknown-broker-key": (_replace("io_threads", "  io_threds: 1"),
                            "broker.io_threds", "unknown key"),
     "unknown-top-level-key": (_append("metrics: {}"), "metrics", "unknown key"),
-    "unknown-endpoint-key": (_replace("role: workers", "    rol: workers"),
-                             "endpoints[1].rol", "unknown key"),
+    # GOOD_LINES ends with the last key of endpoints[1].
+    "unknown-endpoint-key": (_append("    colour: blue"), "endpoints[1].colour", "unknown key"),
     "bad-duration": (_replace("request_timeout", "  request_timeout: 5 sec"),
                      "broker.request_timeout", "duration"),
     "bad-service-duration": (_append("services:", "  svc: { request_timeout: soon }"),
@@ -144,6 +144,32 @@ SINGLE_PROBLEMS = {
     "bad-bind-no-scheme": (_replace("15556", "    bind: 127.0.0.1:15556"),
                            "endpoints[1].bind", "127.0.0.1:15556"),
 }
+
+# grasslands (no security) on a non-loopback bind without allow_insecure: one
+# error, and its line must be the line of the key it names (the bind line for
+# endpoints[1].bind, the profile line for endpoints[1].profile).
+NON_LOOPBACK_LINES, NON_LOOPBACK_BIND_LINE = _replace("15556", "    bind: tcp://0.0.0.0:15556")
+NON_LOOPBACK_PROFILE_LINE = max(i for i, line in enumerate(NON_LOOPBACK_LINES)
+                                if "profile:" in line) + 1
+
+
+def test_check_grasslands_on_non_loopback_bind(tmp_path, zguard_bin):
+    path = tmp_path / "open.yaml"
+    path.write_text("\n".join(NON_LOOPBACK_LINES) + "\n")
+    result = run("check", "-c", str(path))
+    assert result.returncode == 1, result.stdout
+    found = diagnostics(result.stderr, path)
+    assert len(found) == 1, result.stderr
+    line, _column, key, message = found[0]
+    assert "allow_insecure" in message
+    assert (key, line) in {("endpoints[1].bind", NON_LOOPBACK_BIND_LINE),
+                           ("endpoints[1].profile", NON_LOOPBACK_PROFILE_LINE)}, \
+        f"key {key} reported on line {line}: {result.stderr}"
+    # allow_insecure: true turns it into a warning and the file is valid.
+    path.write_text("\n".join(NON_LOOPBACK_LINES + ["    allow_insecure: true"]) + "\n")
+    result = run("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(warning)" in result.stderr
 
 
 @pytest.mark.parametrize("case", sorted(SINGLE_PROBLEMS))
@@ -327,7 +353,8 @@ def test_sigterm_drains_in_flight_request(context, start_broker):
         worker.kill()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
 def test_shutdown_grace_expiry_answers_503(context, start_broker, signum):
     broker = start_broker(broker={"shutdown_grace": "300ms"})
     worker = mdp.Worker(context, broker.worker_endpoint, "stuck", heartbeat=0.1)
@@ -356,3 +383,25 @@ def test_sigterm_idle_broker_exits_quickly(broker):
     broker.signal(signal.SIGTERM)
     assert broker.wait(timeout=5) == 0, broker.log()
     assert time.monotonic() - started < 2
+
+
+def test_second_signal_exits_without_draining(context, start_broker):
+    broker = start_broker(broker={"shutdown_grace": "10s"})
+    worker = mdp.Worker(context, broker.worker_endpoint, "stuck", heartbeat=0.1)
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        mdp.wait_for_service(context, broker.client_endpoint, "stuck")
+        client.send("stuck", [b"x"])
+        worker.recv(timeout=5)
+        broker.signal(signal.SIGTERM)
+        worker.pump(0.2)
+        assert broker.alive(), broker.log()
+        started = time.monotonic()
+        broker.signal(signal.SIGINT)
+        code = broker.wait(timeout=5)
+        assert code == 1, broker.log()
+        assert time.monotonic() - started < 2
+        assert "without draining" in broker.log()
+    finally:
+        client.close()
+        worker.kill()

@@ -5,8 +5,8 @@ worker talking to the Python peers.
 
 from __future__ import annotations
 
-import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -482,3 +482,227 @@ def test_garbage_does_not_crash_broker(context, broker, workers):
         finally:
             client.close()
     assert broker.alive(), broker.log()
+
+
+# --------------------------------------------------------------------------
+# Queueing, limits, misbehaving peers
+
+
+def test_unknown_service_queue_mode(context, start_broker, workers):
+    broker = start_broker(broker={"unknown_service": "queue", "request_timeout": "3s"})
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        client.send("later", [b"queued"])
+        assert client.socket.poll(200) == 0, "queued request answered without a worker"
+        start_worker(context, broker, workers, "later", echo_handler(b"arrived"))
+        reply = client.recv(timeout=3)
+        assert reply.body == [b"arrived", b"queued"]
+    finally:
+        client.close()
+
+
+def test_queue_limit_429(context, start_broker, workers):
+    broker = start_broker(services={"small": {"max_queued_requests": 2}})
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        for i in range(3):
+            client.send("small", [str(i).encode()])
+        refused = client.recv(timeout=2)  # the third one, at once
+        assert refused.is_error and refused.code == 429, refused
+        start_worker(context, broker, workers, "small", echo_handler(b"w"))
+        bodies = sorted(client.recv(timeout=3).body for _ in range(2))
+        assert bodies == [[b"w", b"0"], [b"w", b"1"]]
+    finally:
+        client.close()
+
+
+def test_declared_service_without_worker_503(context, start_broker):
+    broker = start_broker(services={"nobody": {"request_timeout": "300ms"}})
+    client = mdp.Client(context, broker.client_endpoint, mode="req")
+    try:
+        started = time.monotonic()
+        reply = client.request("nobody", [b"x"], timeout=3)
+        elapsed = time.monotonic() - started
+        assert reply.is_error and reply.code == 503, reply
+        assert 0.25 <= elapsed < 2, elapsed
+    finally:
+        client.close()
+
+
+def test_oversized_reply_gets_413(context, start_broker, workers):
+    broker = start_broker(broker={"max_message_size": "1KiB"})
+    start_worker(context, broker, workers, "blow", lambda r: [b"z" * 2048])
+    mdp.wait_for_service(context, broker.client_endpoint, "blow")
+    client = mdp.Client(context, broker.client_endpoint)
+    try:
+        reply = client.request("blow", [b"x"], timeout=5)
+        assert reply.is_error and reply.code == 413, reply
+    finally:
+        client.close()
+
+
+def test_redispatch_happens_only_once(context, start_broker):
+    broker = start_broker(services={"durable": {"redispatch": True}})
+    first = mdp.Worker(context, broker.worker_endpoint, "durable", heartbeat=0.1)
+    second = None
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        mdp.wait_for_service(context, broker.client_endpoint, "durable")
+        client.send("durable", [b"cursed"])
+        first.recv(timeout=5)
+        second = mdp.Worker(context, broker.worker_endpoint, "durable", heartbeat=0.1)
+        first.kill()
+        assert second.recv(timeout=3).body == [b"cursed"]
+        second.kill()
+        reply = client.recv(timeout=3)
+        assert reply.is_error and reply.code == 502, reply
+    finally:
+        client.close()
+        first.kill()
+        if second is not None:
+            second.kill()
+
+
+def test_client_gone_before_reply(context, broker, workers):
+    worker = mdp.Worker(context, broker.worker_endpoint, "echo", heartbeat=0.1)
+    try:
+        mdp.wait_for_service(context, broker.client_endpoint, "echo")
+        for mode in MODES:
+            gone = mdp.Client(context, broker.client_endpoint, mode=mode)
+            gone.send("echo", [b"bye"])
+            request = worker.recv(timeout=5)
+            gone.close()
+            worker.pump(0.1)
+            worker.reply(request.address, [b"nobody listens"])
+        # The broker dropped the replies and still routes.
+        client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+        try:
+            client.send("echo", [b"hi"])
+            request = worker.recv(timeout=5)
+            worker.reply(request.address, request.body)
+            assert client.recv(timeout=5).body == [b"hi"]
+        finally:
+            client.close()
+        assert broker.alive()
+    finally:
+        worker.disconnect()
+
+
+def test_reply_with_wrong_address_does_not_orphan_request(context, start_broker):
+    """A worker that sends a REPLY with an address it was never given, then the
+    right REPLY. The broker may drop the bogus reply (and deliver the right one)
+    or treat the worker as broken (502/redispatch), but the client must not be
+    left waiting for request_timeout with its answer thrown away."""
+    broker = start_broker(broker={"request_timeout": "3s"})
+    worker = mdp.Worker(context, broker.worker_endpoint, "echo", heartbeat=0.1)
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        mdp.wait_for_service(context, broker.client_endpoint, "echo")
+        client.send("echo", [b"real"])
+        request = worker.recv(timeout=5)
+        bogus = bytes(b ^ 0xFF for b in request.address)
+        worker.reply(bogus, [b"bogus"])
+        worker.pump(0.1)
+        worker.reply(request.address, [b"right"])
+        started = time.monotonic()
+        try:
+            reply = client.recv(timeout=1.5)
+        except mdp.MdpTimeout:
+            reply = client.recv(timeout=3)
+            pytest.fail(f"client got {reply} after {time.monotonic() - started:.2f}s "
+                        "instead of the worker's reply")
+        assert reply.body == [b"right"] or (reply.is_error and reply.code == 502), reply
+    finally:
+        client.close()
+        worker.kill()
+
+
+def _raw_worker(context, endpoint):
+    raw = context.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(endpoint)
+    return raw
+
+
+def _wait_for_disconnect(raw, timeout=2.0):
+    """Reads worker-side messages until DISCONNECT; heartbeats are skipped."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        if raw.poll(50):
+            frames = raw.recv_multipart()
+            seen.append(frames)
+            if frames == [b"", mdp.WORKER_HEADER, mdp.DISCONNECT]:
+                return
+    pytest.fail(f"no DISCONNECT from the broker; got {seen!r}")
+
+
+def test_unregistered_worker_commands_get_disconnect(context, broker):
+    """RFC 7: a command other than READY from an unknown worker is answered with DISCONNECT."""
+    for command in ([mdp.HEARTBEAT], [mdp.REPLY, b"\x00" * 8, b"", b"x"]):
+        raw = _raw_worker(context, broker.worker_endpoint)
+        try:
+            raw.send_multipart([b"", mdp.WORKER_HEADER, *command])
+            _wait_for_disconnect(raw)
+        finally:
+            raw.close(linger=0)
+
+
+def test_ready_twice_is_a_protocol_error(context, broker):
+    raw = _raw_worker(context, broker.worker_endpoint)
+    try:
+        raw.send_multipart([b"", mdp.WORKER_HEADER, mdp.READY, b"twice"])
+        mdp.wait_for_service(context, broker.client_endpoint, "twice")
+        raw.send_multipart([b"", mdp.WORKER_HEADER, mdp.READY, b"twice"])
+        _wait_for_disconnect(raw)
+        client = mdp.Client(context, broker.client_endpoint)
+        try:
+            assert client.request("mmi.service", ["twice"], timeout=2).body == [b"404"]
+        finally:
+            client.close()
+    finally:
+        raw.close(linger=0)
+
+
+def test_services_do_not_cross(context, broker, workers):
+    services = [b"alpha", b"beta", b"gamma"]
+    for name in services:
+        for n in range(2):
+            start_worker(context, broker, workers, name, echo_handler(name + b"/%d" % n))
+        mdp.wait_for_service(context, broker.client_endpoint, name)
+    client = mdp.Client(context, broker.client_endpoint, mode="dealer")
+    try:
+        for i in range(30):
+            client.send(services[i % 3], [b"%d" % i])
+        for _ in range(30):
+            reply = client.recv(timeout=5)
+            i = int(reply.body[1])
+            assert reply.service == services[i % 3]
+            assert reply.body[0].split(b"/")[0] == services[i % 3], reply
+    finally:
+        client.close()
+
+
+def test_zguard_echo_worker_stops_on_sigterm(context, broker):
+    proc = subprocess.Popen(
+        [ZGUARD_BIN, "echo-worker", "--connect", broker.worker_endpoint, "--service", "term",
+         "--heartbeat", "100ms"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        mdp.wait_for_service(context, broker.client_endpoint, "term")
+        client = mdp.Client(context, broker.client_endpoint, mode="req")
+        try:
+            assert client.request("term", [b"\x00x\x00"], timeout=5).body == [b"\x00x\x00"]
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=5)
+            assert proc.returncode == 0, err
+            deadline = time.monotonic() + 3
+            while client.request("mmi.service", ["term"], timeout=2).body != [b"404"]:
+                assert time.monotonic() < deadline, "echo-worker did not DISCONNECT"
+                time.sleep(0.02)
+        finally:
+            client.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

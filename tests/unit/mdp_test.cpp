@@ -76,15 +76,15 @@ TEST(DecodeWorker, RejectsMalformed) {
   const std::vector<std::vector<zmq::message_t>> bad = [] {
     std::vector<std::vector<zmq::message_t>> v;
     v.push_back(Frames({"w", ""}));
-    v.push_back(Frames({"w", "", "MDPC01", kReady, "echo"}));     // client header
-    v.push_back(Frames({"w", "", "MDPW01"}));                     // no command
-    v.push_back(Frames({"w", "", "MDPW01", "\x01\x01", "echo"})); // two-byte command
-    v.push_back(Frames({"w", "", "MDPW01", "\x09"}));             // unknown command
-    v.push_back(Frames({"w", "", "MDPW01", kReady}));             // READY without service
-    v.push_back(Frames({"w", "", "MDPW01", kReady, ""}));         // empty service
-    v.push_back(Frames({"w", "", "MDPW01", kReply, "client"}));   // no delimiter
+    v.push_back(Frames({"w", "", "MDPC01", kReady, "echo"}));         // client header
+    v.push_back(Frames({"w", "", "MDPW01"}));                         // no command
+    v.push_back(Frames({"w", "", "MDPW01", "\x01\x01", "echo"}));     // two-byte command
+    v.push_back(Frames({"w", "", "MDPW01", "\x09"}));                 // unknown command
+    v.push_back(Frames({"w", "", "MDPW01", kReady}));                 // READY without service
+    v.push_back(Frames({"w", "", "MDPW01", kReady, ""}));             // empty service
+    v.push_back(Frames({"w", "", "MDPW01", kReply, "client"}));       // no delimiter
     v.push_back(Frames({"w", "", "MDPW01", kReply, "client", "x"}));  // not empty
-    v.push_back(Frames({"w", "", "MDPW01", kRequest, "c", ""}));  // broker-only command
+    v.push_back(Frames({"w", "", "MDPW01", kRequest, "c", ""}));      // broker-only command
     return v;
   }();
   for (const auto& frames : bad) {

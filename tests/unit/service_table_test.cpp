@@ -33,7 +33,8 @@ class RecordingTransport : public Transport {
   }
   void SendReply(const Request& request, Frames& frames, std::size_t begin) override {
     Sent sent{"reply", request.client.routing_id, request.service->name, {}, {}};
-    for (std::size_t i = begin; i < frames.size(); ++i) sent.body.emplace_back(proto::View(frames[i]));
+    for (std::size_t i = begin; i < frames.size(); ++i)
+      sent.body.emplace_back(proto::View(frames[i]));
     log.push_back(std::move(sent));
   }
   void SendToClient(const ClientAddress& client, std::string_view service,
@@ -326,6 +327,29 @@ TEST_F(ServiceTableTest, FullQueueGets429) {
   EXPECT_EQ(table_->stats().busy, 1U);
 }
 
+TEST_F(ServiceTableTest, ReplyFromAnIdleWorkerDisconnectsIt) {
+  Ready("w1", "echo");
+  ReplyFrom("w1", EncodeRequestId(42));
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_EQ(table_->WorkerCount(), 0U);
+}
+
+TEST_F(ServiceTableTest, ServiceOutlivesABusyWorkerThatDied) {
+  TableSettings settings = Defaults();
+  settings.service_retention = milliseconds(500);
+  Build(settings);
+  Ready("w1", "temp");
+  Client("c1", "temp");
+  transport_.Pop();
+  Advance(milliseconds(600));  // request still pending: the service is in use
+  Worker("w1", Make({"", "MDPW01", "\x05"}));
+  EXPECT_EQ(Code(transport_.Pop()), "502");
+  Advance(milliseconds(1));
+  EXPECT_NE(table_->FindService("temp"), nullptr);  // kept for the retention period
+  Client("c2", "temp");
+  EXPECT_TRUE(transport_.log.empty());  // queued, not 404
+}
+
 TEST_F(ServiceTableTest, ProtocolErrorsDisconnectTheWorker) {
   Ready("w1", "echo");
   Ready("w1", "echo");  // READY twice
@@ -364,9 +388,10 @@ TEST_F(ServiceTableTest, UndeclaredServicesAreForgottenAfterRetention) {
   Ready("w1", "temp");
   Worker("w1", Make({"", "MDPW01", "\x05"}));
   ASSERT_NE(table_->FindService("temp"), nullptr);
-  Advance(milliseconds(400));
+  Advance(milliseconds(1));  // the timer notices the service is unused
+  Advance(milliseconds(499));
   EXPECT_NE(table_->FindService("temp"), nullptr);
-  Advance(milliseconds(100));
+  Advance(milliseconds(1));
   EXPECT_EQ(table_->FindService("temp"), nullptr);
 }
 
