@@ -32,7 +32,7 @@ struct Scenario {
 };
 
 struct Options {
-  int window = 8;                 // requests in flight per client
+  int window = 1;                 // requests in flight per client
   double seconds = 2.0;           // measuring time per scenario and side
   long max_requests = 2'000'000;  // hard cap per scenario and side
 };
@@ -242,6 +242,7 @@ int main(int argc, char** argv) {
   std::vector<int> clients{1, 8};
   std::vector<int> workers{1, 4};
   std::vector<std::size_t> sizes{64, 4096, 65536};
+  std::vector<int> windows{1, 8};
   Options options;
   int io_threads = 1;
   app.add_option("--clients", clients, "Client counts (paired with --workers)")
@@ -249,7 +250,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "Worker counts (paired with --clients)")
       ->capture_default_str();
   app.add_option("--sizes", sizes, "Payload sizes in bytes")->capture_default_str();
-  app.add_option("--window", options.window, "Requests in flight per client")
+  app.add_option("--windows", windows, "Requests in flight per client; each value is a run")
       ->capture_default_str();
   app.add_option("--seconds", options.seconds, "Measuring time per scenario and side")
       ->capture_default_str();
@@ -264,21 +265,30 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::warn);
 
-  std::cout << "| clients x workers | size (B) | zguard req/s | zmq_proxy req/s | ratio | "
+  std::cout << "| window | clients x workers | size (B) | zguard req/s | zmq_proxy req/s | ratio | "
                "zguard p50/p99 (us) | zmq_proxy p50/p99 (us) |\n"
-               "|---|---|---|---|---|---|---|\n";
-  for (std::size_t t = 0; t < clients.size(); ++t) {
-    for (const auto size : sizes) {
-      const Scenario scenario{clients[t], workers[t], size};
-      const Result baseline = RunProxy(scenario, options, io_threads);
-      const Result ours = RunZguard(scenario, options, io_threads);
-      const double ratio = baseline.rps > 0 ? ours.rps / baseline.rps : 0;
-      std::cout << "| " << scenario.clients << " x " << scenario.workers << " | " << size << " | "
-                << Fixed(ours.rps, 0) << " | " << Fixed(baseline.rps, 0) << " | " << Fixed(ratio, 2)
-                << " | " << Fixed(ours.p50_us, 0) << " / " << Fixed(ours.p99_us, 0) << " | "
-                << Fixed(baseline.p50_us, 0) << " / " << Fixed(baseline.p99_us, 0) << " |"
-                << std::endl;
+               "|---|---|---|---|---|---|---|---|\n";
+  bool all_ran = true;
+  for (const int window : windows) {
+    options.window = window;
+    for (std::size_t t = 0; t < clients.size(); ++t) {
+      for (const auto size : sizes) {
+        const Scenario scenario{clients[t], workers[t], size};
+        const Result baseline = RunProxy(scenario, options, io_threads);
+        const Result ours = RunZguard(scenario, options, io_threads);
+        all_ran = all_ran && baseline.completed > 0 && ours.completed > 0;
+        const double ratio = baseline.rps > 0 ? ours.rps / baseline.rps : 0;
+        std::cout << "| " << window << " | " << scenario.clients << " x " << scenario.workers
+                  << " | " << size << " | " << Fixed(ours.rps, 0) << " | " << Fixed(baseline.rps, 0)
+                  << " | " << Fixed(ratio, 2) << " | " << Fixed(ours.p50_us, 0) << " / "
+                  << Fixed(ours.p99_us, 0) << " | " << Fixed(baseline.p50_us, 0) << " / "
+                  << Fixed(baseline.p99_us, 0) << " |" << std::endl;
+      }
     }
+  }
+  if (!all_ran) {
+    std::cerr << "zguard-bench: a run completed no request\n";
+    return 1;
   }
   return 0;
 }
