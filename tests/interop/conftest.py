@@ -69,13 +69,14 @@ def _yaml_scalar(value) -> str:
 
 
 def make_config(client_port: int, worker_port: int, broker: Optional[Dict] = None,
-                services: Optional[Dict[str, Dict]] = None, log_level: str = "info") -> str:
+                services: Optional[Dict[str, Dict]] = None, log_level: str = "info",
+                log_format: str = "text") -> str:
     """Renders a zguard YAML config (the format of config/zguard.yaml)."""
     settings = dict(DEFAULT_BROKER)
     settings.update(broker or {})
     lines = ["broker:"]
     lines += [f"  {key}: {_yaml_scalar(value)}" for key, value in settings.items()]
-    lines.append(f"log: {{ level: {log_level}, format: text }}")
+    lines.append(f"log: {{ level: {log_level}, format: {log_format} }}")
     lines += [
         "endpoints:",
         "  - name: public",
@@ -164,14 +165,14 @@ def start_broker(tmp_path, zguard_bin):
     started: List[BrokerProcess] = []
 
     def start(broker: Optional[Dict] = None, services: Optional[Dict[str, Dict]] = None,
-              log_level: str = "info") -> BrokerProcess:
+              log_level: str = "info", log_format: str = "text") -> BrokerProcess:
         client_port, worker_port = free_port(), free_port()
         while worker_port == client_port:
             worker_port = free_port()
         n = len(started)
         config_path = tmp_path / f"zguard-{n}.yaml"
         config_path.write_text(make_config(client_port, worker_port, broker, services,
-                                           log_level))
+                                           log_level, log_format))
         process = BrokerProcess(config_path, client_port, worker_port,
                                 tmp_path / f"zguard-{n}.log")
         started.append(process)

@@ -1,0 +1,37 @@
+"""Log output of `zguard serve`: JSON lines are valid JSON objects, text lines are readable."""
+import json
+import signal
+import subprocess
+
+from conftest import ZGUARD_BIN
+
+
+def call(broker, *args):
+    return subprocess.run([ZGUARD_BIN, "call", "--connect", broker.client_endpoint, "-t", "2s",
+                           *args], capture_output=True, text=True, timeout=10)
+
+
+def test_json_log_lines_parse(start_broker):
+    broker = start_broker(log_level="debug", log_format="json")
+    assert call(broker, "nosuch", "x").returncode == 1
+    broker.signal(signal.SIGTERM)
+    assert broker.wait(10) == 0
+    lines = [line for line in broker.log().splitlines() if line.strip()]
+    assert len(lines) >= 4  # listening x2, running, stopping, stopped
+    for line in lines:
+        record = json.loads(line)  # every line is one JSON object
+        assert set(record) == {"time", "level", "msg"}
+        assert record["time"].endswith("Z") and "T" in record["time"]
+        assert record["level"] in {"trace", "debug", "info", "warning", "error", "critical"}
+    messages = [json.loads(line)["msg"] for line in lines]
+    assert any("listening on " + broker.client_endpoint in m for m in messages)
+    assert any(m == "zguard stopped" for m in messages)
+
+
+def test_text_log_lines(start_broker):
+    broker = start_broker()
+    broker.signal(signal.SIGINT)
+    assert broker.wait(10) == 0
+    log = broker.log()
+    assert "info  endpoint public (clients, grasslands) listening on " + broker.client_endpoint in log
+    assert "zguard stopped" in log
