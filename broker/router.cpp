@@ -25,13 +25,12 @@ Router::Router(zmq::context_t& context, const config::Config& config) : config_(
   // dropped); bodies between max_message_size and this get a 413 reply.
   const auto transport_limit =
       static_cast<std::int64_t>(config.broker.max_message_size * 2 + 65536);
-  for (const auto& endpoint : config.endpoints) {
+  for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
     zmq::socket_t socket(context, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 500);
     socket.set(zmq::sockopt::maxmsgsize, transport_limit);
     socket.set(zmq::sockopt::sndhwm, 100'000);
     socket.set(zmq::sockopt::rcvhwm, 100'000);
-    (void)endpoint;
     sockets_.push_back(std::move(socket));
   }
   bound_.resize(config.endpoints.size());

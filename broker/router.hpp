@@ -18,7 +18,7 @@
 
 namespace zguard {
 
-// Counters for frames the router itself drops; the table counts the rest.
+// Traffic through one endpoint, counted by the router (routing thread only).
 struct EndpointStats {
   std::uint64_t messages_in = 0;
   std::uint64_t messages_out = 0;

@@ -67,8 +67,10 @@ struct Service {
   bool redispatch = false;
   std::chrono::milliseconds request_timeout{0};
   std::uint64_t max_queued = 0;
-  std::size_t workers = 0;                    // registered workers, idle or busy
-  Clock::time_point unused_since;             // when it last had no workers and no requests
+  std::size_t workers = 0;  // registered workers, idle or busy
+  // First timer tick that found it with no workers and no requests; {} while
+  // in use. Undeclared services are forgotten service_retention after it.
+  Clock::time_point unused_since;
   IntrusiveList<Worker, &Worker::idle> idle;  // least recently used first
   IntrusiveList<Request, &Request::in_queue> queue;
   IntrusiveList<Request, &Request::by_deadline> pending;  // queued and in flight

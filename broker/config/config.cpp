@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -333,7 +334,7 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
               "duplicate endpoint name " + Quote(endpoint.name) + " (also endpoints[" +
                   std::to_string(names[endpoint.name]) + "])");
     }
-    const bool ephemeral = endpoint.bind.size() > 2 &&
+    const bool ephemeral = endpoint.bind.rfind("tcp://", 0) == 0 && endpoint.bind.size() > 2 &&
                            (endpoint.bind.compare(endpoint.bind.size() - 2, 2, ":*") == 0 ||
                             endpoint.bind.compare(endpoint.bind.size() - 2, 2, ":0") == 0);
     if (!endpoint.bind.empty() && !ephemeral && !binds.emplace(endpoint.bind, i).second) {
@@ -343,7 +344,7 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
     }
     has_clients |= item["role"] && endpoint.role == Role::kClients;
     has_workers |= item["role"] && endpoint.role == Role::kWorkers;
-    if (endpoint.profile == Profile::kGrasslands && !endpoint.bind.empty() &&
+    if (item["profile"] && endpoint.profile == Profile::kGrasslands && !endpoint.bind.empty() &&
         !IsLoopbackBind(endpoint.bind)) {
       if (endpoint.allow_insecure) {
         r.Warning(item["bind"], path + ".bind",
@@ -433,7 +434,10 @@ std::optional<std::string> CheckBindAddress(std::string_view bind) {
   if (host.find(':') != std::string_view::npos) {
     return "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555" + got;
   }
-  if (host == "localhost") {
+  std::string lower(host);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "localhost") {
     return "libzmq binds to addresses and interface names, not host names: use 127.0.0.1 or "
            "[::1]" +
            got;

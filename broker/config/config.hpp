@@ -20,9 +20,10 @@ using Duration = std::chrono::milliseconds;
 enum class Role { kClients, kWorkers };
 enum class Profile { kGrasslands };
 enum class LogFormat { kText, kJson };
-// What to do with a request for a service the broker does not know (not
-// declared in `services:`, and no worker registered for it within the last
-// 60 s): answer 404 at once, or queue it until a worker comes or it expires.
+// What to do with a request for a service the broker does not know (neither
+// declared in `services:` nor registered by a worker and still remembered;
+// see TableSettings::service_retention): answer 404 at once, or queue it
+// until a worker comes or the request expires.
 enum class UnknownService { kReject, kQueue };
 
 struct BrokerOptions {
@@ -91,7 +92,7 @@ std::string_view ToString(Role role);
 std::string_view ToString(Profile profile);
 
 // True when a bind address only accepts connections from this host
-// (127.0.0.0/8, ::1, localhost, or ipc://).
+// (127.0.0.0/8, [::1], the interface "lo", or ipc://).
 bool IsLoopbackBind(std::string_view bind);
 
 // Checks a bind address; returns an explanation when it is not usable.

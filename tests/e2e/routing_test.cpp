@@ -5,6 +5,8 @@
 #include <map>
 #include <mutex>
 
+#include <unistd.h>
+
 #include "broker_fixture.hpp"
 #include "proto/mdp.hpp"
 
@@ -310,6 +312,79 @@ TEST_F(RoutingTest, WorkerReconnectsAfterBrokerDisconnectsIt) {
   caller.join();
   ASSERT_FALSE(request.empty());
   EXPECT_EQ(proto::View(request.back()), "x");
+}
+
+}  // namespace
+}  // namespace zguard::testing
+
+namespace zguard::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Outcome = proto::CallResult::Outcome;
+
+TEST(MultiEndpoint, ClientsAndWorkersOnSeveralEndpointsMeet) {
+  const std::string ipc = "ipc:///tmp/zguard-e2e-" + std::to_string(getpid());
+  const std::string yaml = R"(log: { level: warn }
+endpoints:
+  - { name: tcp-clients, bind: "tcp://127.0.0.1:*", role: clients, profile: grasslands }
+  - { name: ipc-clients, bind: ")" +
+                           ipc + R"(-c", role: clients, profile: grasslands }
+  - { name: tcp-workers, bind: "tcp://127.0.0.1:*", role: workers, profile: grasslands }
+  - { name: ipc-workers, bind: ")" +
+                           ipc + R"(-w", role: workers, profile: grasslands }
+services:
+  echo: {}
+)";
+  auto loaded = config::LoadConfigString(yaml, "multi.yaml");
+  ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();
+  Broker broker(std::move(*loaded.config));
+  ASSERT_TRUE(broker.Start().empty());
+  std::thread routing([&] { broker.Run(); });
+  {
+    zmq::context_t context;
+    WorkerThread tcp_worker(context, broker.Endpoint("tcp-workers"), "echo");
+    WorkerThread ipc_worker(context, broker.Endpoint("ipc-workers"), "echo");
+    proto::Client tcp_client(context, broker.Endpoint("tcp-clients"));
+    proto::Client ipc_client(context, broker.Endpoint("ipc-clients"));
+    for (int i = 0; i < 20; ++i) {
+      auto& client = i % 2 == 0 ? tcp_client : ipc_client;
+      const std::string body = "request " + std::to_string(i);
+      const auto result = client.Call("echo", {body}, milliseconds(3000));
+      ASSERT_EQ(result.outcome, Outcome::kOk) << result.reason;
+      EXPECT_EQ(result.body, std::vector<std::string>{body});
+    }
+    EXPECT_GT(tcp_worker.answered(), 0);
+    EXPECT_GT(ipc_worker.answered(), 0);
+  }
+  broker.Stop();
+  routing.join();
+}
+
+TEST(WorkerLibrary, ReconnectsAndReregistersAfterABrokerRestart) {
+  auto first = std::make_unique<RunningBroker>(
+      TestConfigYaml("  heartbeat_interval: 50ms\n", "services:\n  echo: {}\n"));
+  const std::string clients = first->clients();
+  const std::string workers = first->workers();
+  zmq::context_t context;
+  proto::WorkerOptions options;
+  options.heartbeat_interval = milliseconds(50);
+  options.reconnect_delay = milliseconds(50);
+  WorkerThread worker(context, workers, "echo", {}, options);
+  {
+    proto::Client client(context, clients);
+    ASSERT_EQ(client.Call("echo", {"before"}, milliseconds(3000)).outcome, Outcome::kOk);
+  }
+  first.reset();  // broker gone; the worker hears nothing and reconnects
+  std::string yaml = TestConfigYaml("  heartbeat_interval: 50ms\n", "services:\n  echo: {}\n");
+  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, clients);
+  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, workers);
+  RunningBroker second(yaml);
+  proto::Client client(context, clients);
+  const auto result = client.Call("echo", {"after"}, milliseconds(3000));
+  ASSERT_EQ(result.outcome, Outcome::kOk) << result.code << " " << result.reason;
+  EXPECT_EQ(result.body, std::vector<std::string>{"after"});
+  EXPECT_EQ(worker.answered(), 2);
 }
 
 }  // namespace

@@ -318,6 +318,7 @@ TEST(BindAddress, Checks) {
   EXPECT_TRUE(CheckBindAddress("tcp://[::1:5555").has_value());
   EXPECT_TRUE(CheckBindAddress("ipc://").has_value());
   EXPECT_TRUE(CheckBindAddress("tcp://localhost:5555").has_value());  // libzmq cannot bind it
+  EXPECT_TRUE(CheckBindAddress("tcp://LocalHost:5555").has_value());
   EXPECT_TRUE(IsLoopbackBind("tcp://127.0.0.1:1"));
   EXPECT_TRUE(IsLoopbackBind("tcp://[::1]:1"));
   EXPECT_TRUE(IsLoopbackBind("ipc:///tmp/x"));
