@@ -344,8 +344,9 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
     }
     has_clients |= item["role"] && endpoint.role == Role::kClients;
     has_workers |= item["role"] && endpoint.role == Role::kWorkers;
-    if (item["profile"] && endpoint.profile == Profile::kGrasslands && !endpoint.bind.empty() &&
-        !IsLoopbackBind(endpoint.bind)) {
+    const bool grasslands =
+        item["profile"] && item["profile"].IsScalar() && item["profile"].Scalar() == "grasslands";
+    if (grasslands && !endpoint.bind.empty() && !IsLoopbackBind(endpoint.bind)) {
       if (endpoint.allow_insecure) {
         r.Warning(item["bind"], path + ".bind",
                   "grasslands (no security) on a non-loopback address: anyone who can reach " +

@@ -247,6 +247,24 @@ TEST(Config, GrasslandsOnAPublicBindNeedsAllowInsecure) {
   EXPECT_THAT(ok.warnings[0].ToString(), HasSubstr("test.yaml:3:11: endpoints[0].bind"));
 }
 
+TEST(Config, OneErrorPerMistake) {
+  // A bad profile on a public bind is one mistake, not two.
+  const auto result = Load(R"(endpoints:
+  - name: public
+    bind: tcp://0.0.0.0:5555
+    role: clients
+    profile: ironhouse
+  - name: workers
+    bind: udp://127.0.0.1:5556
+    role: workers
+    profile: grasslands
+)");
+  ASSERT_EQ(result.errors.size(), 2U) << result.errors[0].ToString();
+  EXPECT_EQ(result.errors[0].key, "endpoints[0].profile");
+  EXPECT_THAT(result.errors[0].message, HasSubstr("expected grasslands"));
+  EXPECT_EQ(result.errors[1].key, "endpoints[1].bind");
+}
+
 TEST(Config, ServiceRules) {
   const auto result = Load(std::string(R"(services:
   mmi.custom: {}
