@@ -53,13 +53,13 @@ class JsonFormatter final : public spdlog::formatter {
     char stamp[40];
     const auto n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
     const spdlog::string_view_t level = spdlog::level::to_string_view(msg.level);
-    dest.append(std::string_view("{\"time\":\""));
+    dest.append(std::string_view(R"({"time":")"));
     dest.append(stamp, stamp + n);
     const std::string ms = fmt::format(".{:03d}Z", static_cast<int>(millis.count()));
     dest.append(ms.data(), ms.data() + ms.size());
-    dest.append(std::string_view("\",\"level\":\""));
+    dest.append(std::string_view(R"(","level":")"));
     dest.append(level.data(), level.data() + level.size());
-    dest.append(std::string_view("\",\"msg\":\""));
+    dest.append(std::string_view(R"(","msg":")"));
     AppendEscaped(dest, msg.payload);
     dest.append(std::string_view("\"}\n"));
   }

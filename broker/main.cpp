@@ -16,9 +16,7 @@ std::chrono::milliseconds DurationOrThrow(const std::string& text, const char* o
   return *value;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"zguard: a secured ZeroMQ Majordomo broker", "zguard"};
   app.set_version_flag("--version", std::string("zguard ") + ZGUARD_VERSION);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
@@ -74,4 +72,15 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "zguard: " << e.what() << '\n';
+    return 1;
+  }
 }

@@ -59,7 +59,7 @@ std::vector<std::string> Router::Bind() {
   return errors;
 }
 
-void Router::RequestStop() {
+void Router::RequestStop() const {
   const std::uint64_t one = 1;
   // write(2) is async-signal-safe; a full counter still wakes the loop.
   [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);

@@ -43,7 +43,7 @@ class Router final : public Transport {
   void Run();
 
   // Safe from any thread and from signal handlers.
-  void RequestStop();
+  void RequestStop() const;
 
   // The address each endpoint actually bound (port resolved), by config index.
   const std::vector<std::string>& bound_endpoints() const { return bound_; }

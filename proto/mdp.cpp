@@ -13,7 +13,7 @@ ClientMessage DecodeClientMessage(const std::vector<zmq::message_t>& frames) {
     out.error = "too few frames";
     return out;
   }
-  if (frames[i].size() == 0) {
+  if (frames[i].empty()) {
     out.has_delimiter = true;
     ++i;
   }
@@ -38,7 +38,7 @@ WorkerMessage DecodeWorkerMessage(const std::vector<zmq::message_t>& frames) {
     out.error = "too few frames";
     return out;
   }
-  if (frames[i].size() == 0) ++i;
+  if (frames[i].empty()) ++i;
   if (i >= frames.size() || View(frames[i]) != kWorkerHeader) {
     out.error = "bad protocol header (expected MDPW01)";
     return out;
@@ -52,7 +52,7 @@ WorkerMessage DecodeWorkerMessage(const std::vector<zmq::message_t>& frames) {
   ++i;
   switch (command) {
     case static_cast<std::uint8_t>(WorkerCommand::kReady):
-      if (i >= frames.size() || frames[i].size() == 0) {
+      if (i >= frames.size() || frames[i].empty()) {
         out.error = "READY without a service name";
         return out;
       }
@@ -61,7 +61,7 @@ WorkerMessage DecodeWorkerMessage(const std::vector<zmq::message_t>& frames) {
       return out;
     case static_cast<std::uint8_t>(WorkerCommand::kReply):
       // [client address] [empty] [body...]
-      if (i + 1 >= frames.size() || frames[i + 1].size() != 0) {
+      if (i + 1 >= frames.size() || !frames[i + 1].empty()) {
         out.error = "REPLY without client address and empty delimiter";
         return out;
       }
@@ -88,7 +88,7 @@ ParsedReply ParseClientReply(const std::vector<zmq::message_t>& frames,
                              std::string_view expected_service) {
   ParsedReply out;
   std::size_t i = 0;
-  if (i < frames.size() && frames[i].size() == 0) ++i;
+  if (i < frames.size() && frames[i].empty()) ++i;
   if (i >= frames.size() || View(frames[i]) != kClientHeader) {
     out.error = "bad protocol header in reply (expected MDPC01)";
     return out;

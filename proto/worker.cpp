@@ -45,7 +45,7 @@ void Worker::SendHeartbeat() {
 }
 
 void Worker::Close() {
-  if (!socket_.handle()) return;
+  if (socket_.handle() == nullptr) return;
   socket_.send(zmq::message_t(), zmq::send_flags::sndmore);
   socket_.send(Frame(kWorkerHeader), zmq::send_flags::sndmore);
   socket_.send(CommandFrame(WorkerCommand::kDisconnect), zmq::send_flags::none);
@@ -55,7 +55,7 @@ void Worker::Close() {
 
 std::optional<WorkerRequest> Worker::Receive(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  while (socket_.handle()) {
+  while (socket_.handle() != nullptr) {
     const auto now = Clock::now();
     if (now >= deadline) return std::nullopt;
     const auto wait = std::min(deadline, next_heartbeat_) - now;
@@ -67,7 +67,7 @@ std::optional<WorkerRequest> Worker::Receive(std::chrono::milliseconds timeout) 
       ReceiveMultipart(socket_, frames_, false);
       liveness_left_ = options_.liveness;
       // [empty] ["MDPW01"] [command] [args...]
-      if (frames_.size() < 3 || frames_[0].size() != 0 || View(frames_[1]) != kWorkerHeader ||
+      if (frames_.size() < 3 || !frames_[0].empty() || View(frames_[1]) != kWorkerHeader ||
           frames_[2].size() != 1) {
         continue;  // not Majordomo; ignore
       }
@@ -75,7 +75,7 @@ std::optional<WorkerRequest> Worker::Receive(std::chrono::milliseconds timeout) 
           static_cast<WorkerCommand>(*static_cast<const std::uint8_t*>(frames_[2].data()));
       if (command == WorkerCommand::kRequest) {
         // [client] [empty] [body...]
-        if (frames_.size() < 5 || frames_[4].size() != 0) continue;
+        if (frames_.size() < 5 || !frames_[4].empty()) continue;
         WorkerRequest request;
         request.client = std::string(View(frames_[3]));
         for (std::size_t i = 5; i < frames_.size(); ++i) {

@@ -56,7 +56,9 @@ class Reader {
     std::set<std::string> seen;
     for (const auto& item : node) {
       const auto key = item.first.Scalar();
-      const std::string where = path.empty() ? key : path + "." + key;
+      std::string where = path;
+      if (!where.empty()) where += '.';
+      where += key;
       if (!seen.insert(key).second) {
         Error(item.first, where, "key given more than once");
       }
@@ -456,7 +458,7 @@ bool IsLoopbackBind(std::string_view bind) {
 }
 
 std::string_view ToString(Role role) { return role == Role::kClients ? "clients" : "workers"; }
-std::string_view ToString(Profile) { return "grasslands"; }
+std::string_view ToString(Profile /*profile*/) { return "grasslands"; }
 
 LoadResult LoadConfigFile(const std::string& path) {
   Reader reader(path);
