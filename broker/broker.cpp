@@ -9,21 +9,38 @@ Broker::Broker(config::Config config) : config_(std::move(config)) {
   context_.set(zmq::ctxopt::io_threads, config_.broker.io_threads);
   // Routing ids up to 255 bytes, and every connection of every endpoint.
   context_.set(zmq::ctxopt::max_sockets, 65535);
-  router_ = std::make_unique<Router>(context_, config_);
 }
 
 Broker::~Broker() {
   router_.reset();  // closes sockets (bounded linger) before the context ends
+  if (authenticator_) authenticator_->Stop();
+  authenticator_.reset();
   context_.close();
 }
 
-std::vector<std::string> Broker::Start() { return router_->Bind(); }
+std::vector<std::string> Broker::Start() {
+  std::vector<std::string> problems;
+  auto security = auth::LoadSecurity(config_);
+  for (const auto& warning : security.warnings) spdlog::warn("{}", warning.ToString());
+  for (const auto& error : security.errors) problems.push_back(error.ToString());
+  if (!problems.empty()) return problems;
+  // The handler must be bound before any endpoint: a ZAP-checked socket with
+  // no handler refuses every peer (ZMQ_ZAP_ENFORCE_DOMAIN).
+  authenticator_ = std::make_unique<auth::Authenticator>(context_, security.policy);
+  try {
+    authenticator_->Start();
+  } catch (const zmq::error_t& e) {
+    return {std::string("cannot start the authenticator: ") + e.what()};
+  }
+  router_ = std::make_unique<Router>(context_, config_, security.server_keys);
+  return router_->Bind();
+}
 
 void Broker::Run() { router_->Run(); }
 
 std::string Broker::Endpoint(const std::string& name) const {
   for (std::size_t i = 0; i < config_.endpoints.size(); ++i) {
-    if (config_.endpoints[i].name == name) return router_->bound_endpoints()[i];
+    if (config_.endpoints[i].name == name && router_) return router_->bound_endpoints()[i];
   }
   return {};
 }

@@ -9,6 +9,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/auth/authenticator.hpp"
 #include "broker/config/config.hpp"
 #include "broker/router.hpp"
 
@@ -21,25 +22,30 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Binds every endpoint; returns the problems (empty on success).
+  // Loads the security material, starts the authenticator, then binds every
+  // endpoint; returns the problems (empty on success).
   std::vector<std::string> Start();
 
   // Runs the routing loop on the calling thread until Stop(); returns after
   // the drain.
   void Run();
 
-  // Thread- and signal-safe.
-  void Stop() { router_->RequestStop(); }
+  // Thread- and signal-safe; a no-op before Start() succeeded.
+  void Stop() const {
+    if (router_) router_->RequestStop();
+  }
 
   // Bound address of the endpoint named `name`, or "" if none.
   std::string Endpoint(const std::string& name) const;
 
   const config::Config& config() const { return config_; }
   const Router& router() const { return *router_; }
+  auth::Authenticator& authenticator() { return *authenticator_; }
 
  private:
   config::Config config_;
   zmq::context_t context_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<Router> router_;
 };
 

@@ -49,6 +49,33 @@ int Main(int argc, char** argv) {
   echo->add_option("--count", echo_options.count, "Exit after this many requests (0: never)")
       ->capture_default_str();
 
+  for (auto* command : {call, echo}) {
+    auto& flags = command == call ? call_options.security : echo_options.security;
+    command->add_option("--server-key", flags.server_key,
+                        "CURVE: the broker's public key (Z85, or a certificate file)");
+    command->add_option("--cert", flags.cert, "CURVE: our secret certificate (NAME.key_secret)");
+    command->add_option("--user", flags.user, "PLAIN: user name");
+    command->add_option("--password-file", flags.password_file,
+                        "PLAIN: file holding the password (mode 0600)");
+  }
+
+  zguard::cli::KeygenOptions keygen_options;
+  auto* keygen = app.add_subcommand("keygen", "Write a new CURVE certificate pair");
+  keygen->add_option("name", keygen_options.name, "Certificate name (NAME.key, NAME.key_secret)")
+      ->required();
+  keygen->add_option("--dir", keygen_options.dir, "Folder to write to")->capture_default_str();
+  keygen->add_option("--meta", keygen_options.meta,
+                     "Metadata KEY=VALUE (name, roles, expires-at), repeatable");
+
+  zguard::cli::PasswdOptions passwd_options;
+  std::string passwd_roles;
+  auto* passwd = app.add_subcommand(
+      "passwd", "Set a user's password in a password file (password read from standard input)");
+  passwd->add_option("file", passwd_options.file, "Password file")->required();
+  passwd->add_option("user", passwd_options.user, "User name")->required();
+  auto* roles_option =
+      passwd->add_option("--roles", passwd_roles, "Comma-separated roles (default: keep)");
+
   auto* help = app.add_subcommand("help", "Show this help");
 
   try {
@@ -63,6 +90,20 @@ int Main(int argc, char** argv) {
     if (call->parsed()) {
       call_options.timeout = DurationOrThrow(call_timeout, "--timeout");
       return zguard::cli::RunCall(call_options);
+    }
+    if (keygen->parsed()) return zguard::cli::RunKeygen(keygen_options);
+    if (passwd->parsed()) {
+      if (roles_option->count() > 0) {
+        std::vector<std::string> roles;
+        std::size_t start = 0;
+        while (start <= passwd_roles.size()) {
+          const auto comma = std::min(passwd_roles.find(',', start), passwd_roles.size());
+          if (comma > start) roles.push_back(passwd_roles.substr(start, comma - start));
+          start = comma + 1;
+        }
+        passwd_options.roles = roles;
+      }
+      return zguard::cli::RunPasswd(passwd_options);
     }
     if (echo->parsed()) {
       echo_options.heartbeat = DurationOrThrow(echo_heartbeat, "--heartbeat");

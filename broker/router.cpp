@@ -18,7 +18,41 @@ constexpr int kBatch = 256;
 
 }  // namespace
 
-Router::Router(zmq::context_t& context, const config::Config& config) : config_(config) {
+namespace {
+
+// libzmq's ZMQ_ZAP_ENFORCE_DOMAIN (a draft option in 4.3, accepted by the
+// Debian build): without it a ZAP-checked socket admits everyone when no
+// handler answers. With it, a stalled authenticator fails closed.
+constexpr int kZapEnforceDomain = 93;
+
+void ApplySecurity(zmq::socket_t& socket, const config::EndpointConfig& endpoint,
+                   const auth::ServerKey& key) {
+  if (endpoint.bind.find('[') != std::string::npos) socket.set(zmq::sockopt::ipv6, 1);
+  if (!endpoint.UsesZap()) return;  // grasslands: NULL, no ZAP call
+  socket.set(zmq::sockopt::zap_domain, endpoint.name);
+  const int one = 1;
+  if (zmq_setsockopt(socket.handle(), kZapEnforceDomain, &one, sizeof one) != 0) {
+    throw zmq::error_t();
+  }
+  switch (endpoint.profile) {
+    case config::Profile::kWoodhouse:
+      socket.set(zmq::sockopt::plain_server, 1);
+      break;
+    case config::Profile::kStonehouse:
+    case config::Profile::kIronhouse:
+      socket.set(zmq::sockopt::curve_server, 1);
+      socket.set(zmq::sockopt::curve_secretkey, key.secret_key);
+      break;
+    default:
+      break;  // strawhouse: NULL with the ZAP domain set
+  }
+}
+
+}  // namespace
+
+Router::Router(zmq::context_t& context, const config::Config& config,
+               const std::vector<auth::ServerKey>& server_keys)
+    : config_(config) {
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   // Frames above this are refused by libzmq itself (the connection is
@@ -31,6 +65,8 @@ Router::Router(zmq::context_t& context, const config::Config& config) : config_(
     socket.set(zmq::sockopt::maxmsgsize, transport_limit);
     socket.set(zmq::sockopt::sndhwm, 100'000);
     socket.set(zmq::sockopt::rcvhwm, 100'000);
+    ApplySecurity(socket, config.endpoints[i],
+                  i < server_keys.size() ? server_keys[i] : auth::ServerKey{});
     sockets_.push_back(std::move(socket));
   }
   bound_.resize(config.endpoints.size());

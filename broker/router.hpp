@@ -13,6 +13,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/auth/policy.hpp"
 #include "broker/config/config.hpp"
 #include "broker/service_table.hpp"
 
@@ -28,8 +29,10 @@ struct EndpointStats {
 
 class Router final : public Transport {
  public:
-  // `context` and `config` must outlive the Router.
-  Router(zmq::context_t& context, const config::Config& config);
+  // `context` and `config` must outlive the Router. `server_keys` (by endpoint
+  // index) holds the CURVE key of each stonehouse/ironhouse endpoint.
+  Router(zmq::context_t& context, const config::Config& config,
+         const std::vector<auth::ServerKey>& server_keys);
   ~Router() override;
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;

@@ -13,6 +13,7 @@ Client::Client(zmq::context_t& context, std::string endpoint, ClientOptions opti
 void Client::Connect() {
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, options_.linger_ms);
+  ApplySecurity(socket_, options_.security);
   if (options_.setup) options_.setup(socket_);
   socket_.connect(endpoint_);
 }

@@ -12,9 +12,12 @@
 
 #include <zmq.hpp>
 
+#include "proto/security.hpp"
+
 namespace zguard::proto {
 
 struct ClientOptions {
+  Security security;  // PLAIN or CURVE credentials; default none (NULL)
   // Called on every new socket before it connects (security options, routing id).
   std::function<void(zmq::socket_t&)> setup;
   // Linger on close. Default 0: pending requests are dropped on close.

@@ -27,6 +27,7 @@ Worker::~Worker() {
 void Worker::Connect() {
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 0);
+  ApplySecurity(socket_, options_.security);
   if (options_.setup) options_.setup(socket_);
   socket_.connect(endpoint_);
   socket_.send(zmq::message_t(), zmq::send_flags::sndmore);

@@ -12,9 +12,12 @@
 
 #include <zmq.hpp>
 
+#include "proto/security.hpp"
+
 namespace zguard::proto {
 
 struct WorkerOptions {
+  Security security;  // PLAIN or CURVE credentials; default none (NULL)
   std::chrono::milliseconds heartbeat_interval{2500};  // default 2.5 s, as the broker's
   int liveness = 3;                                    // silent heartbeats before reconnect
   std::chrono::milliseconds reconnect_delay{1000};     // wait before reconnecting

@@ -7,8 +7,16 @@
 namespace zguard::cli {
 
 int RunCall(const CallOptions& options) {
+  std::string problem;
+  const auto security = BuildSecurity(options.security, &problem);
+  if (!security) {
+    std::cerr << "call: " << problem << '\n';
+    return 2;
+  }
   zmq::context_t context(1);
-  proto::Client client(context, options.connect);
+  proto::ClientOptions client_options;
+  client_options.security = *security;
+  proto::Client client(context, options.connect, client_options);
   const auto result = client.Call(options.service, options.body, options.timeout);
   switch (result.outcome) {
     case proto::CallResult::Outcome::kOk:

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "broker/auth/policy.hpp"
 #include "broker/cli/commands.hpp"
 #include "broker/config/config.hpp"
 
@@ -21,6 +22,15 @@ int RunCheck(const std::string& path) {
   for (const auto& error : result.errors) std::cerr << error.ToString() << '\n';
   if (!result.config) {
     std::cerr << path << ": " << result.errors.size() << " error(s)\n";
+    return 1;
+  }
+  const auto security = auth::LoadSecurity(*result.config);
+  for (const auto& warning : security.warnings) {
+    std::cerr << warning.ToString() << " (warning)\n";
+  }
+  for (const auto& error : security.errors) std::cerr << error.ToString() << '\n';
+  if (!security.errors.empty()) {
+    std::cerr << path << ": " << security.errors.size() << " error(s)\n";
     return 1;
   }
   std::cout << path << ": OK (" << result.config->endpoints.size() << " endpoints, "

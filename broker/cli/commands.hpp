@@ -3,8 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "proto/security.hpp"
 
 namespace zguard::cli {
 
@@ -18,7 +21,19 @@ int RunCheck(const std::string& path);
 // Runs the broker until SIGINT/SIGTERM; 0 after a clean drain.
 int RunServe(const std::string& path);
 
+// Security flags shared by `call` and `echo-worker`.
+struct SecurityFlags {
+  std::string server_key;     // --server-key: Z85 key or certificate file
+  std::string cert;           // --cert: our secret certificate (CURVE)
+  std::string user;           // --user (PLAIN)
+  std::string password_file;  // --password-file (PLAIN)
+};
+// Turns the flags into socket settings; nullopt with `error` set when they
+// are inconsistent or a file is unusable.
+std::optional<proto::Security> BuildSecurity(const SecurityFlags& flags, std::string* error);
+
 struct CallOptions {
+  SecurityFlags security;
   std::string connect;
   std::string service;
   std::vector<std::string> body;
@@ -29,11 +44,30 @@ struct CallOptions {
 int RunCall(const CallOptions& options);
 
 struct EchoWorkerOptions {
+  SecurityFlags security;
   std::string connect;
   std::string service;
   std::chrono::milliseconds heartbeat{2500};
   long count = 0;  // stop after this many requests; 0 = run until a signal
 };
 int RunEchoWorker(const EchoWorkerOptions& options);
+
+// `zguard keygen NAME`: writes DIR/NAME.key and DIR/NAME.key_secret (0600)
+// with the given metadata; prints the public key.
+struct KeygenOptions {
+  std::string name;
+  std::string dir = ".";
+  std::vector<std::string> meta;  // KEY=VALUE
+};
+int RunKeygen(const KeygenOptions& options);
+
+// `zguard passwd FILE USER`: adds or replaces USER with a password read from
+// standard input (or prompted for on a terminal).
+struct PasswdOptions {
+  std::string file;
+  std::string user;
+  std::optional<std::vector<std::string>> roles;
+};
+int RunPasswd(const PasswdOptions& options);
 
 }  // namespace zguard::cli

@@ -19,8 +19,15 @@ extern "C" void OnStopSignal(int /*signal*/) { g_stop = true; }
 int RunEchoWorker(const EchoWorkerOptions& options) {
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
+  std::string problem;
+  const auto security = BuildSecurity(options.security, &problem);
+  if (!security) {
+    std::cerr << "echo-worker: " << problem << '\n';
+    return 2;
+  }
   zmq::context_t context(1);
   proto::WorkerOptions worker_options;
+  worker_options.security = *security;
   worker_options.heartbeat_interval = options.heartbeat;
   proto::Worker worker(context, options.connect, options.service, worker_options);
   std::cerr << "echo-worker: serving " << options.service << " via " << options.connect

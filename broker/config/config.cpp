@@ -7,14 +7,19 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "broker/auth/address_rules.hpp"
 #include "units.hpp"
 
 namespace zguard::config {
@@ -33,7 +38,14 @@ std::string Quote(std::string_view text) {
 // Collects diagnostics while walking one YAML document.
 class Reader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Reader(std::string file, std::string base_dir)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+
+  // A path from the config, relative to the config file's folder unless absolute.
+  std::string Resolve(const std::string& path) const {
+    if (path.empty() || path.front() == '/' || base_dir_.empty()) return path;
+    return base_dir_ + "/" + path;
+  }
 
   void Error(const YAML::Node& at, const std::string& key, std::string message) {
     errors_.push_back(Make(at, key, std::move(message)));
@@ -194,9 +206,24 @@ class Reader {
   }
 
   std::string file_;
+  std::string base_dir_;
   std::vector<Diagnostic> errors_;
   std::vector<Diagnostic> warnings_;
 };
+
+// Explains why `path` is not an existing, readable file (or folder).
+std::optional<std::string> CheckPath(const std::string& path, bool want_dir) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    return "no such " + std::string(want_dir ? "folder" : "file") + ": " + path;
+  if (want_dir && !std::filesystem::is_directory(status)) return "not a folder: " + path;
+  if (!want_dir && !std::filesystem::is_regular_file(status)) return "not a regular file: " + path;
+  if (access(path.c_str(), want_dir ? (R_OK | X_OK) : R_OK) != 0) {
+    return "cannot read " + path + ": " + std::strerror(errno);
+  }
+  return std::nullopt;
+}
 
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -254,7 +281,9 @@ void ReadEndpoints(Reader& r, const YAML::Node& node, std::vector<EndpointConfig
   for (std::size_t i = 0; i < node.size(); ++i) {
     const YAML::Node item = node[i];
     const std::string path = "endpoints[" + std::to_string(i) + "]";
-    if (!r.CheckMap(item, path, {"name", "bind", "role", "profile", "allow_insecure"})) {
+    if (!r.CheckMap(item, path,
+                    {"name", "bind", "role", "profile", "allow_insecure", "allow", "deny",
+                     "passwords", "allow_plaintext_passwords", "certificates", "revoked", "key"})) {
       out.emplace_back();  // keep indexes aligned with the YAML list
       continue;
     }
@@ -279,10 +308,73 @@ void ReadEndpoints(Reader& r, const YAML::Node& node, std::vector<EndpointConfig
     }
     const int role = r.ReadChoice(item["role"], path + ".role", {"clients", "workers"});
     if (role >= 0) endpoint.role = static_cast<Role>(role);
-    const int profile = r.ReadChoice(item["profile"], path + ".profile", {"grasslands"});
-    if (profile >= 0) endpoint.profile = static_cast<Profile>(profile);
+    const YAML::Node profile_node = item["profile"];
+    const std::string profile_text =
+        profile_node && profile_node.IsScalar() ? profile_node.Scalar() : "";
+    if (profile_text == "gssapi" || profile_text == "GSSAPI") {
+      r.Error(profile_node, path + ".profile",
+              "GSSAPI is not supported: libzmq's GSSAPI mechanism ignores ZAP denials");
+    } else if (profile_text == "null" || profile_text == "plain" || profile_text == "curve") {
+      r.Error(profile_node, path + ".profile",
+              "profiles are named after the security patterns: null -> grasslands or strawhouse, "
+              "plain -> woodhouse, curve -> stonehouse or ironhouse");
+    } else {
+      const int profile =
+          r.ReadChoice(profile_node, path + ".profile",
+                       {"grasslands", "strawhouse", "woodhouse", "stonehouse", "ironhouse"});
+      if (profile >= 0) endpoint.profile = static_cast<Profile>(profile);
+    }
     r.ReadBool(item["allow_insecure"], path + ".allow_insecure", endpoint.allow_insecure);
+    for (const char* list : {"allow", "deny"}) {
+      const YAML::Node node = item[list];
+      if (!node) continue;
+      auto& out_list = std::string_view(list) == "allow" ? endpoint.allow : endpoint.deny;
+      endpoint.lines[list] = node.Mark().line + 1;
+      const std::string key = path + "." + list;
+      if (!node.IsSequence()) {
+        r.Error(node, key,
+                "expected a list of addresses or CIDR ranges, e.g. [127.0.0.1, 10.0.0.0/8]");
+        continue;
+      }
+      for (std::size_t j = 0; j < node.size(); ++j) {
+        const std::string item_key = key + "[" + std::to_string(j) + "]";
+        auto text = r.ReadString(node[j], item_key);
+        if (!text) continue;
+        std::string problem;
+        if (!auth::AddressRange::Parse(*text, &problem)) {
+          r.Error(node[j], item_key, problem);
+        } else {
+          out_list.push_back(*text);
+        }
+      }
+    }
+    for (const char* file_key : {"passwords", "certificates", "revoked", "key"}) {
+      if (auto value = r.ReadString(item[file_key], path + "." + file_key)) {
+        endpoint.lines[file_key] = item[file_key].Mark().line + 1;
+        std::string resolved = r.Resolve(*value);
+        if (std::string_view(file_key) == "passwords") endpoint.passwords = resolved;
+        if (std::string_view(file_key) == "certificates") endpoint.certificates = resolved;
+        if (std::string_view(file_key) == "revoked") endpoint.revoked = resolved;
+        if (std::string_view(file_key) == "key") endpoint.key = resolved;
+        const bool want_dir = std::string_view(file_key) == "certificates";
+        if (auto problem = CheckPath(resolved, want_dir)) {
+          r.Error(item[file_key], path + "." + file_key, *problem);
+        }
+      }
+    }
+    r.ReadBool(item["allow_plaintext_passwords"], path + ".allow_plaintext_passwords",
+               endpoint.allow_plaintext_passwords);
     out.push_back(std::move(endpoint));
+  }
+}
+
+void ReadKeys(Reader& r, const YAML::Node& node, KeysConfig& out) {
+  if (!node || !r.CheckMap(node, "keys", {"broker"})) return;
+  if (auto broker = r.ReadString(node["broker"], "keys.broker")) {
+    out.broker = r.Resolve(*broker);
+    out.line = node["broker"].Mark().line + 1;
+    if (auto problem = CheckPath(out.broker, false))
+      r.Error(node["broker"], "keys.broker", *problem);
   }
 }
 
@@ -319,6 +411,76 @@ void ReadServices(Reader& r, const YAML::Node& node,
   }
 }
 
+// The keys each profile needs, and refuses, and the unsafe combinations.
+void CheckProfile(Reader& r, const YAML::Node& root, const YAML::Node& item,
+                  const std::string& path, const EndpointConfig& endpoint) {
+  const YAML::Node profile_node = item["profile"];
+  if (!profile_node || !profile_node.IsScalar()) return;
+  const std::string& profile = profile_node.Scalar();
+  static constexpr std::array<std::string_view, 5> kProfiles = {
+      "grasslands", "strawhouse", "woodhouse", "stonehouse", "ironhouse"};
+  if (std::find(kProfiles.begin(), kProfiles.end(), profile) == kProfiles.end()) return;
+  const bool null_mechanism = profile == "grasslands" || profile == "strawhouse";
+  const bool public_bind = !endpoint.bind.empty() && !IsLoopbackBind(endpoint.bind);
+  if (null_mechanism && public_bind) {
+    if (endpoint.allow_insecure) {
+      r.Warning(item["bind"], path + ".bind",
+                profile +
+                    " (no encryption, no credentials) on a non-loopback address: anyone "
+                    "who can reach " +
+                    endpoint.bind + " can use it" +
+                    (profile == "strawhouse" ? " unless the address rules stop them" : ""));
+    } else {
+      r.Error(profile_node, path + ".profile",
+              profile + " (no security) on non-loopback address " + Quote(endpoint.bind) +
+                  " needs allow_insecure: true");
+    }
+  }
+  if (profile == "woodhouse" && public_bind) {
+    r.Warning(profile_node, path + ".profile",
+              "woodhouse (PLAIN) on non-loopback address " + Quote(endpoint.bind) +
+                  " sends passwords in clear text; prefer stonehouse or ironhouse");
+  }
+  auto refuse = [&](const char* key, const char* only) {
+    if (item[key])
+      r.Error(item[key], path + "." + key,
+              std::string("only used by ") + only + " endpoints, not " + profile);
+  };
+  auto require = [&](const char* key, const char* what) {
+    if (!item[key]) r.Error(profile_node, path + "." + key, profile + " needs " + what);
+  };
+  if (profile == "grasslands") {
+    if (item["allow"] || item["deny"]) {
+      r.Error(item["allow"] ? item["allow"] : item["deny"],
+              path + (item["allow"] ? ".allow" : ".deny"),
+              "grasslands makes no ZAP call, so address rules would be ignored: use strawhouse");
+    }
+  }
+  if (profile == "woodhouse") {
+    require("passwords", "passwords: a password file (zguard passwd FILE USER)");
+  } else {
+    refuse("passwords", "woodhouse");
+    refuse("allow_plaintext_passwords", "woodhouse");
+  }
+  if (profile == "ironhouse") {
+    require("certificates", "certificates: a folder of client public certificates");
+  } else {
+    refuse("certificates", "ironhouse");
+  }
+  if (profile == "stonehouse" || profile == "ironhouse") {
+    const YAML::Node keys = root["keys"];
+    if (!item["key"] && !(keys && keys.IsMap() && keys["broker"])) {
+      r.Error(profile_node, path + ".key",
+              profile +
+                  " needs the broker's secret certificate: set key: here or keys.broker "
+                  "(zguard keygen broker)");
+    }
+  } else {
+    refuse("key", "stonehouse and ironhouse");
+    refuse("revoked", "stonehouse and ironhouse");
+  }
+}
+
 // Rules that span several keys.
 void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
   const YAML::Node endpoints = root["endpoints"];
@@ -346,19 +508,7 @@ void CrossCheck(Reader& r, const YAML::Node& root, Config& config) {
     }
     has_clients |= item["role"] && endpoint.role == Role::kClients;
     has_workers |= item["role"] && endpoint.role == Role::kWorkers;
-    const bool grasslands =
-        item["profile"] && item["profile"].IsScalar() && item["profile"].Scalar() == "grasslands";
-    if (grasslands && !endpoint.bind.empty() && !IsLoopbackBind(endpoint.bind)) {
-      if (endpoint.allow_insecure) {
-        r.Warning(item["bind"], path + ".bind",
-                  "grasslands (no security) on a non-loopback address: anyone who can reach " +
-                      endpoint.bind + " can use it");
-      } else {
-        r.Error(item["profile"], path + ".profile",
-                "grasslands (no security) on non-loopback address " + Quote(endpoint.bind) +
-                    " needs allow_insecure: true");
-      }
-    }
+    CheckProfile(r, root, item, path, endpoint);
   }
   if (endpoints && endpoints.IsSequence()) {
     if (!has_clients) r.Error(endpoints, "endpoints", "no endpoint with role: clients");
@@ -381,9 +531,10 @@ LoadResult Load(Reader& r, const std::function<YAML::Node()>& parse) {
     config.path = r.file();
     if (!root || root.IsNull()) {
       r.errors().push_back(Diagnostic{r.file(), 1, 1, "", "the config file is empty"});
-    } else if (r.CheckMap(root, "", {"broker", "log", "endpoints", "services"})) {
+    } else if (r.CheckMap(root, "", {"broker", "log", "keys", "endpoints", "services"})) {
       ReadBroker(r, root["broker"], config.broker);
       ReadLog(r, root["log"], config.log);
+      ReadKeys(r, root["keys"], config.keys);
       ReadEndpoints(r, root["endpoints"], config.endpoints);
       ReadServices(r, root["services"], config.services);
       CrossCheck(r, root, config);
@@ -458,10 +609,25 @@ bool IsLoopbackBind(std::string_view bind) {
 }
 
 std::string_view ToString(Role role) { return role == Role::kClients ? "clients" : "workers"; }
-std::string_view ToString(Profile /*profile*/) { return "grasslands"; }
+std::string_view ToString(Profile profile) {
+  switch (profile) {
+    case Profile::kGrasslands:
+      return "grasslands";
+    case Profile::kStrawhouse:
+      return "strawhouse";
+    case Profile::kWoodhouse:
+      return "woodhouse";
+    case Profile::kStonehouse:
+      return "stonehouse";
+    case Profile::kIronhouse:
+      return "ironhouse";
+  }
+  return "unknown";
+}
 
 LoadResult LoadConfigFile(const std::string& path) {
-  Reader reader(path);
+  const auto parent = std::filesystem::path(path).parent_path().string();
+  Reader reader(path, parent.empty() ? "." : parent);
   return Load(reader, [&] {
     std::ifstream in(path);
     if (!in) throw YAML::BadFile(path);
@@ -469,8 +635,9 @@ LoadResult LoadConfigFile(const std::string& path) {
   });
 }
 
-LoadResult LoadConfigString(std::string_view yaml, const std::string& name) {
-  Reader reader(name);
+LoadResult LoadConfigString(std::string_view yaml, const std::string& name,
+                            const std::string& base_dir) {
+  Reader reader(name, base_dir);
   return Load(reader, [&] { return YAML::Load(std::string(yaml)); });
 }
 

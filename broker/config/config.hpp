@@ -18,7 +18,8 @@ namespace zguard::config {
 using Duration = std::chrono::milliseconds;
 
 enum class Role { kClients, kWorkers };
-enum class Profile { kGrasslands };
+// Security profiles (see README "Security"): NULL, NULL+ZAP, PLAIN, CURVE, CURVE+ZAP store.
+enum class Profile { kGrasslands, kStrawhouse, kWoodhouse, kStonehouse, kIronhouse };
 enum class LogFormat { kText, kJson };
 // What to do with a request for a service the broker does not know (neither
 // declared in `services:` nor registered by a worker and still remembered;
@@ -49,6 +50,32 @@ struct EndpointConfig {
   Profile profile = Profile::kGrasslands;
   bool allow_insecure = false;  // required for NULL security on a non-loopback bind
   int line = 0;                 // where the endpoint is declared, for run-time messages
+
+  // Address rules (strawhouse and up): addresses or CIDR ranges. Empty allow = any address.
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+  // woodhouse: password file (`user:argon2id-hash[:roles]` lines). Paths are resolved
+  // against the config file's folder.
+  std::string passwords;
+  bool allow_plaintext_passwords = false;  // accept CZMQ `user=password` lines; default false
+  // ironhouse: folder of public certificates (ZPL); clients must have their key in it.
+  std::string certificates;
+  // stonehouse/ironhouse: optional file of revoked Z85 public keys, one per line.
+  std::string revoked;
+  // stonehouse/ironhouse: secret certificate of this endpoint; default keys.broker.
+  std::string key;
+  // YAML line of each of the keys above, for diagnostics about the files they name.
+  std::map<std::string, int, std::less<>> lines;
+
+  bool UsesCurve() const {
+    return profile == Profile::kStonehouse || profile == Profile::kIronhouse;
+  }
+  bool UsesZap() const { return profile != Profile::kGrasslands; }
+};
+
+struct KeysConfig {
+  std::string broker;  // secret certificate for CURVE endpoints without their own `key`
+  int line = 0;
 };
 
 struct ServiceConfig {
@@ -61,6 +88,7 @@ struct Config {
   std::string path;  // the file it came from
   BrokerOptions broker;
   LogOptions log;
+  KeysConfig keys;
   std::vector<EndpointConfig> endpoints;
   std::map<std::string, ServiceConfig, std::less<>> services;
 };
@@ -86,7 +114,9 @@ struct LoadResult {
 LoadResult LoadConfigFile(const std::string& path);
 
 // Validates YAML text; `name` is used as the file name in diagnostics.
-LoadResult LoadConfigString(std::string_view yaml, const std::string& name);
+// Relative paths in it are resolved against `base_dir`.
+LoadResult LoadConfigString(std::string_view yaml, const std::string& name,
+                            const std::string& base_dir = ".");
 
 std::string_view ToString(Role role);
 std::string_view ToString(Profile profile);

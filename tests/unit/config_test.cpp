@@ -159,7 +159,8 @@ TEST(Config, OutOfRangeValues) {
 )") + kEndpoints);
   ASSERT_FALSE(result.config.has_value());
   EXPECT_THAT(ErrorFor(result, "broker.io_threads")->message, HasSubstr("between 1 and 64"));
-  EXPECT_THAT(ErrorFor(result, "broker.heartbeat_interval")->message, HasSubstr("between 10ms and 24h"));
+  EXPECT_THAT(ErrorFor(result, "broker.heartbeat_interval")->message,
+              HasSubstr("between 10ms and 24h"));
   EXPECT_THAT(ErrorFor(result, "broker.max_message_size")->message, HasSubstr("1GiB"));
   EXPECT_THAT(ErrorFor(result, "broker.request_timeout")->message,
               HasSubstr("between 1ms and 24h"));
@@ -187,7 +188,7 @@ TEST(Config, EndpointRules) {
   - name: "bad name!"
     bind: localhost:80
     role: admins
-    profile: ironhouse
+    profile: bluehouse
   - bind: tcp://127.0.0.1:99999
   - name: v6
     bind: tcp://::1:5557
@@ -203,7 +204,7 @@ TEST(Config, EndpointRules) {
   EXPECT_THAT(ErrorFor(result, "endpoints[2].bind")->message,
               HasSubstr("expected tcp://HOST:PORT or ipc://PATH"));
   EXPECT_THAT(ErrorFor(result, "endpoints[2].role")->message, HasSubstr("clients | workers"));
-  EXPECT_THAT(ErrorFor(result, "endpoints[2].profile")->message, HasSubstr("grasslands"));
+  EXPECT_THAT(ErrorFor(result, "endpoints[2].profile")->message, HasSubstr("ironhouse"));
   EXPECT_THAT(ErrorFor(result, "endpoints[3].bind")->message, HasSubstr("port must be"));
   EXPECT_THAT(ErrorFor(result, "endpoints[3].name")->message, HasSubstr("missing required key"));
   EXPECT_NE(ErrorFor(result, "endpoints[3].role"), nullptr);
@@ -253,7 +254,7 @@ TEST(Config, OneErrorPerMistake) {
   - name: public
     bind: tcp://0.0.0.0:5555
     role: clients
-    profile: ironhouse
+    profile: fortress
   - name: workers
     bind: udp://127.0.0.1:5556
     role: workers
@@ -261,7 +262,7 @@ TEST(Config, OneErrorPerMistake) {
 )");
   ASSERT_EQ(result.errors.size(), 2U) << result.errors[0].ToString();
   EXPECT_EQ(result.errors[0].key, "endpoints[0].profile");
-  EXPECT_THAT(result.errors[0].message, HasSubstr("expected grasslands"));
+  EXPECT_THAT(result.errors[0].message, HasSubstr("expected grasslands | strawhouse"));
   EXPECT_EQ(result.errors[1].key, "endpoints[1].bind");
 }
 

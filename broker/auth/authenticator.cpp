@@ -1,0 +1,259 @@
+// The ZAP handler thread and its password verifiers; see authenticator.hpp.
+// Every request gets exactly one 7-frame reply; nothing a request contains
+// can make this thread throw or stop.
+#include "broker/auth/authenticator.hpp"
+
+#include <sodium.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <array>
+#include <cerrno>
+
+#include "proto/mdp.hpp"
+
+namespace zguard::auth {
+namespace {
+
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+constexpr std::size_t kMaxQueuedVerifications = 1024;
+
+void AppendProperty(std::string& out, std::string_view name, std::string_view value) {
+  out.push_back(static_cast<char>(name.size()));
+  out.append(name);
+  const auto size = static_cast<std::uint32_t>(value.size());
+  out.push_back(static_cast<char>((size >> 24) & 0xff));
+  out.push_back(static_cast<char>((size >> 16) & 0xff));
+  out.push_back(static_cast<char>((size >> 8) & 0xff));
+  out.push_back(static_cast<char>(size & 0xff));
+  out.append(value);
+}
+
+// Printable form of a peer-supplied value for logs: bounded, no control bytes.
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 128)) {
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  if (text.size() > 128) out += "...";
+  return out;
+}
+
+}  // namespace
+
+Authenticator::Authenticator(zmq::context_t& context, std::shared_ptr<const Policy> policy,
+                             int verifier_threads)
+    : context_(context),
+      policy_(std::move(policy)),
+      verifier_count_(std::max(1, verifier_threads)),
+      results_endpoint_("inproc://zguard.auth.results." +
+                        std::to_string(reinterpret_cast<std::uintptr_t>(this))) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+Authenticator::~Authenticator() {
+  Stop();
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+void Authenticator::SetPolicy(std::shared_ptr<const Policy> policy) {
+  std::atomic_store(&policy_, std::move(policy));
+}
+
+std::shared_ptr<const Policy> Authenticator::policy() const { return std::atomic_load(&policy_); }
+
+void Authenticator::Start() {
+  zap_ = zmq::socket_t(context_, zmq::socket_type::router);
+  zap_.set(zmq::sockopt::linger, 0);
+  zap_.bind(kZapEndpoint);
+  zmq::socket_t results(context_, zmq::socket_type::pull);
+  results.set(zmq::sockopt::linger, 0);
+  results.bind(results_endpoint_);
+  for (int i = 0; i < verifier_count_; ++i) {
+    verifiers_.emplace_back([this, i] { RunVerifier(i); });
+  }
+  thread_ = std::thread([this, results = std::move(results)]() mutable {
+    try {
+      std::vector<zmq::message_t> frames;
+      zmq::pollitem_t items[] = {{zap_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {results.handle(), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, stop_fd_, ZMQ_POLLIN, 0}};
+      while (true) {
+        zmq::poll(items, 3, std::chrono::milliseconds(-1));
+        if ((items[2].revents & ZMQ_POLLIN) != 0) break;
+        if ((items[0].revents & ZMQ_POLLIN) != 0) {
+          while (proto::ReceiveMultipart(zap_, frames, true)) HandleRequest(frames);
+        }
+        if ((items[1].revents & ZMQ_POLLIN) != 0) {
+          // A finished verification: a complete reply, forwarded as is.
+          while (proto::ReceiveMultipart(results, frames, true)) {
+            proto::SendMultipart(zap_, frames);
+          }
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != ETERM) spdlog::critical("authenticator stopped: {}", e.what());
+    }
+    zap_.close();
+  });
+}
+
+void Authenticator::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(jobs_mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  jobs_ready_.notify_all();
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  for (auto& verifier : verifiers_) verifier.join();
+  verifiers_.clear();
+}
+
+void Authenticator::SendReply(zmq::socket_t& socket, std::string_view routing_id,
+                              std::string_view request_id, int status, std::string_view text,
+                              std::string_view user_id, std::string_view roles,
+                              std::string_view key) {
+  std::string metadata;
+  AppendProperty(metadata, kRolesProperty, roles);
+  AppendProperty(metadata, kKeyProperty, key);
+  const std::string code = std::to_string(status);
+  const std::array<std::string_view, 8> frames = {routing_id, "",   "1.0",   request_id,
+                                                  code,       text, user_id, metadata};
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    socket.send(proto::Frame(frames[i]),
+                i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+std::map<std::string, std::uint64_t> Authenticator::DecisionCounts() const {
+  std::lock_guard<std::mutex> lock(decisions_mutex_);
+  return decisions_;
+}
+
+void Authenticator::Record(const Decision& decision, std::string_view domain,
+                           std::string_view mechanism, std::string_view address) {
+  {
+    // Handshakes, not messages: a lock and a small map are fine here. The
+    // domain is bounded (libzmq only sends configured endpoint names).
+    std::string key = Printable(domain);
+    key += decision.status == 200 ? "/allowed/" : "/denied/";
+    key += decision.reason;
+    std::lock_guard<std::mutex> lock(decisions_mutex_);
+    ++decisions_[key];
+  }
+  if (decision.status == 200) {
+    counters_.allowed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("auth allowed: endpoint={} mechanism={} address={} identity={}", domain, mechanism,
+                 Printable(address), Printable(decision.user_id));
+  } else {
+    counters_.denied.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("auth denied: endpoint={} mechanism={} address={} identity={} reason={}",
+                 Printable(domain), Printable(mechanism), Printable(address),
+                 decision.user_id.empty() ? "-" : Printable(decision.user_id), decision.reason);
+  }
+}
+
+void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
+  // [routing id] [empty] ["1.0"] [request id] [domain] [address] [identity] [mechanism] [creds...]
+  if (frames.size() < 8 || !frames[1].empty()) {
+    counters_.malformed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("ZAP: dropped a request with {} frames", frames.size());
+    if (frames.size() >= 4 && frames[1].empty()) {
+      SendReply(zap_, proto::View(frames[0]), proto::View(frames[3]), 500, "malformed request", "",
+                "", "");
+    }
+    return;
+  }
+  const std::string_view routing_id = proto::View(frames[0]);
+  const std::string_view request_id = proto::View(frames[3]);
+  if (proto::View(frames[2]) != "1.0") {
+    counters_.malformed.fetch_add(1, std::memory_order_relaxed);
+    SendReply(zap_, routing_id, request_id, 500, "unsupported ZAP version", "", "", "");
+    return;
+  }
+  ZapRequest request;
+  request.domain = proto::View(frames[4]);
+  request.address = proto::View(frames[5]);
+  request.mechanism = proto::View(frames[7]);
+  for (std::size_t i = 8; i < frames.size(); ++i) {
+    request.credentials.push_back(proto::View(frames[i]));
+  }
+  const auto policy = this->policy();
+  Decision decision = Decide(*policy, request, SystemClock::now());
+  if (decision.verify == nullptr) {
+    Record(decision, request.domain, request.mechanism, request.address);
+    SendReply(zap_, routing_id, request_id, decision.status, decision.reason, decision.user_id,
+              decision.roles, decision.key);
+    return;
+  }
+  // PLAIN: check the hash on a verifier thread.
+  Job job;
+  job.routing_id = std::string(routing_id);
+  job.request_id = std::string(request_id);
+  job.domain = std::string(request.domain);
+  job.address = std::string(request.address);
+  job.user_id = std::move(decision.user_id);
+  job.roles = std::move(decision.roles);
+  job.hash = decision.verify->hash;
+  job.plaintext = decision.verify->plaintext;
+  job.password = std::string(request.credentials[1]);
+  {
+    std::lock_guard<std::mutex> lock(jobs_mutex_);
+    if (jobs_.size() < kMaxQueuedVerifications) {
+      jobs_.push_back(std::move(job));
+      jobs_ready_.notify_one();
+      return;
+    }
+  }
+  // Too many hashes pending: a temporary failure costs the client a retry,
+  // not us a hash.
+  sodium_memzero(job.password.data(), job.password.size());
+  counters_.busy.fetch_add(1, std::memory_order_relaxed);
+  Decision busy;
+  busy.status = 300;
+  busy.reason = "busy";
+  busy.user_id = job.user_id;
+  Record(busy, request.domain, request.mechanism, request.address);
+  SendReply(zap_, routing_id, request_id, 300, "busy", "", "", "");
+}
+
+void Authenticator::RunVerifier(int /*index*/) {
+  zmq::socket_t results(context_, zmq::socket_type::push);
+  results.set(zmq::sockopt::linger, 0);
+  results.connect(results_endpoint_);
+  while (true) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(jobs_mutex_);
+      jobs_ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    PasswordEntry entry;
+    entry.hash = std::move(job.hash);
+    entry.plaintext = job.plaintext;
+    const bool ok = VerifyPassword(entry, job.password);
+    sodium_memzero(job.password.data(), job.password.size());
+    Decision decision;
+    decision.status = ok ? 200 : 400;
+    decision.reason = ok ? "ok" : "bad_password";
+    decision.user_id = job.user_id;
+    Record(decision, job.domain, "PLAIN", job.address);
+    try {
+      SendReply(results, job.routing_id, job.request_id, decision.status, decision.reason,
+                ok ? job.user_id : "", ok ? job.roles : "", "");
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) return;
+      spdlog::error("verifier: {}", e.what());
+    }
+  }
+}
+
+}  // namespace zguard::auth
