@@ -13,6 +13,7 @@ Broker::Broker(config::Config config) : config_(std::move(config)) {
 
 Broker::~Broker() {
   router_.reset();  // closes sockets (bounded linger) before the context ends
+  reloader_.reset();
   if (authenticator_) authenticator_->Stop();
   authenticator_.reset();
   context_.close();
@@ -32,7 +33,9 @@ std::vector<std::string> Broker::Start() {
   } catch (const zmq::error_t& e) {
     return {std::string("cannot start the authenticator: ") + e.what()};
   }
-  router_ = std::make_unique<Router>(context_, config_, security.server_keys);
+  reloader_ = std::make_unique<auth::Reloader>(config_, *authenticator_);
+  reloader_->Start();
+  router_ = std::make_unique<Router>(context_, config_, security.server_keys, authenticator_.get());
   return router_->Bind();
 }
 

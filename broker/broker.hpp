@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "broker/auth/authenticator.hpp"
+#include "broker/auth/reloader.hpp"
 #include "broker/config/config.hpp"
 #include "broker/router.hpp"
 
@@ -46,6 +47,7 @@ class Broker {
   config::Config config_;
   zmq::context_t context_;
   std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<auth::Reloader> reloader_;
   std::unique_ptr<Router> router_;
 };
 

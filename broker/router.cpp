@@ -51,8 +51,9 @@ void ApplySecurity(zmq::socket_t& socket, const config::EndpointConfig& endpoint
 }  // namespace
 
 Router::Router(zmq::context_t& context, const config::Config& config,
-               const std::vector<auth::ServerKey>& server_keys)
-    : config_(config) {
+               const std::vector<auth::ServerKey>& server_keys,
+               const auth::Authenticator* authenticator)
+    : config_(config), authenticator_(authenticator) {
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   // Frames above this are refused by libzmq itself (the connection is
@@ -155,6 +156,8 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
     auto& stats = stats_[endpoint];
     ++stats.messages_in;
     for (const auto& frame : frames_) stats.bytes_in += frame.size();
+    const auth::Identity who = IdentityOf(endpoint);
+    const bool revoked = Revoked(endpoint, who);
     if (clients) {
       const auto msg = proto::DecodeClientMessage(frames_);
       if (msg.error != nullptr) {
@@ -163,8 +166,16 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
                       config_.endpoints[endpoint].name, msg.error);
         continue;
       }
-      table_->OnClientMessage(endpoint, frames_, msg, now);
+      if (revoked) {
+        table_->OnRevokedClient(endpoint, frames_, msg);
+        continue;
+      }
+      table_->OnClientMessage(endpoint, frames_, msg, now, who);
     } else {
+      if (revoked) {
+        table_->OnRevokedWorker(endpoint, proto::View(frames_[0]));
+        continue;
+      }
       const auto msg = proto::DecodeWorkerMessage(frames_);
       if (msg.error != nullptr) {
         spdlog::debug("endpoint {}: dropped malformed worker message: {}",
@@ -172,9 +183,47 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
         table_->OnMalformedWorkerMessage(endpoint, proto::View(frames_[0]), now);
         continue;
       }
-      table_->OnWorkerMessage(endpoint, frames_, msg, now);
+      table_->OnWorkerMessage(endpoint, frames_, msg, now, who);
     }
   }
+}
+
+auth::Identity Router::IdentityOf(std::uint16_t endpoint) const {
+  if (!config_.endpoints[endpoint].UsesZap() || frames_.size() < 2) {
+    return ServiceTable::kAnonymous;  // grasslands: no ZAP, nobody vouched for anything
+  }
+  // Read from the message itself: libzmq attaches what the authenticator said
+  // (User-Id, and the Roles/Key properties it always sets) to every frame of
+  // the connection. Nothing the peer put in its frames is trusted.
+  auto* message = const_cast<zmq::message_t&>(frames_[1]).handle();
+  const char* user = zmq_msg_gets(message, "User-Id");
+  const char* roles = zmq_msg_gets(message, auth::kRolesProperty);
+  const char* key = zmq_msg_gets(message, auth::kKeyProperty);
+  return auth::Identity{user != nullptr ? user : "", roles != nullptr ? roles : "",
+                        key != nullptr ? key : ""};
+}
+
+bool Router::Revoked(std::uint16_t endpoint, const auth::Identity& who) {
+  if (authenticator_ == nullptr || !config_.endpoints[endpoint].UsesCurve()) return false;
+  const std::uint64_t version = authenticator_->policy_version();
+  if (version != policy_version_) {
+    // A reload happened: look the endpoints up once in the new policy.
+    policy_ = authenticator_->policy();
+    policy_version_ = version;
+    endpoint_policy_.assign(config_.endpoints.size(), nullptr);
+    for (std::size_t i = 0; i < config_.endpoints.size(); ++i) {
+      auto it = policy_->endpoints.find(config_.endpoints[i].name);
+      if (it != policy_->endpoints.end()) endpoint_policy_[i] = &it->second;
+    }
+  }
+  const auth::EndpointPolicy* policy = endpoint_policy_[endpoint];
+  if (policy == nullptr) return true;  // fail closed
+  if (!policy->revoked.empty() && policy->revoked.find(who.key) != policy->revoked.end()) {
+    return true;
+  }
+  // Ironhouse: a key taken out of the store is no longer admitted either.
+  return policy->profile == config::Profile::kIronhouse &&
+         policy->certificates.find(who.key) == policy->certificates.end();
 }
 
 void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more) {

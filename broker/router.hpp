@@ -13,6 +13,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/auth/authenticator.hpp"
 #include "broker/auth/policy.hpp"
 #include "broker/config/config.hpp"
 #include "broker/service_table.hpp"
@@ -31,8 +32,10 @@ class Router final : public Transport {
  public:
   // `context` and `config` must outlive the Router. `server_keys` (by endpoint
   // index) holds the CURVE key of each stonehouse/ironhouse endpoint.
+  // `authenticator` (may be null: no revocation checks) must outlive the Router.
   Router(zmq::context_t& context, const config::Config& config,
-         const std::vector<auth::ServerKey>& server_keys);
+         const std::vector<auth::ServerKey>& server_keys,
+         const auth::Authenticator* authenticator = nullptr);
   ~Router() override;
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -68,8 +71,16 @@ class Router final : public Transport {
   void SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more);
   void SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more);
   void BeginShutdown();
+  // Who sent frames_ (ZAP User-Id and metadata), and whether the
+  // credentials it connected with have been revoked since.
+  auth::Identity IdentityOf(std::uint16_t endpoint) const;
+  bool Revoked(std::uint16_t endpoint, const auth::Identity& who);
 
   const config::Config& config_;
+  const auth::Authenticator* authenticator_;
+  std::uint64_t policy_version_ = 0;
+  std::shared_ptr<const auth::Policy> policy_;                // refreshed when the version moves
+  std::vector<const auth::EndpointPolicy*> endpoint_policy_;  // by endpoint index
   std::vector<zmq::socket_t> sockets_;
   std::vector<std::string> bound_;
   std::vector<EndpointStats> stats_;

@@ -60,6 +60,11 @@ Service* ServiceTable::GetOrCreateService(std::string_view name) {
     service->redispatch = conf->second.redispatch;
     if (conf->second.request_timeout) service->request_timeout = *conf->second.request_timeout;
     if (conf->second.max_queued_requests) service->max_queued = *conf->second.max_queued_requests;
+    // Validated by the config loader, so Add() cannot fail here.
+    if (conf->second.clients_set) service->clients.set_configured();
+    for (const auto& entry : conf->second.clients) service->clients.Add(entry);
+    if (conf->second.workers_set) service->worker_rule.set_configured();
+    for (const auto& entry : conf->second.workers) service->worker_rule.Add(entry);
   }
   Service* raw = service.get();
   services_.emplace(raw->name, std::move(service));
@@ -124,7 +129,8 @@ Request* ServiceTable::LookupRequest(std::string_view encoded_id) {
 }
 
 void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
-                                   const proto::ClientMessage& msg, Clock::time_point now) {
+                                   const proto::ClientMessage& msg, Clock::time_point now,
+                                   const auth::Identity& who) {
   ClientAddress client;
   client.endpoint = endpoint;
   client.routing_id.assign(proto::View(frames[0]));
@@ -165,6 +171,11 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
       return;
     }
     service = GetOrCreateService(service_name);
+  }
+  if (!service->clients.Allows(who)) {
+    ++stats_.unauthorized;
+    refuse(proto::Status::kForbidden, "not authorized to call this service");
+    return;
   }
   if (service->queue.size() >= service->max_queued) {
     ++stats_.busy;
@@ -235,7 +246,8 @@ void ServiceTable::MakeIdle(Worker& worker) {
 }
 
 void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
-                                   const proto::WorkerMessage& msg, Clock::time_point now) {
+                                   const proto::WorkerMessage& msg, Clock::time_point now,
+                                   const auth::Identity& who) {
   const std::string_view identity = proto::View(frames[0]);
   Worker* worker = FindWorker(endpoint, identity);
   const auto expiry = now + settings_.heartbeat_interval * settings_.heartbeat_liveness;
@@ -247,6 +259,22 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
         // RFC 7: READY from a registered worker is a protocol error.
         ++stats_.malformed_worker;
         if (worker != nullptr) RemoveWorker(*worker, "sent READY twice");
+        transport_.SendDisconnect(endpoint, identity);
+        return;
+      }
+      const Service* existing = FindService(name);
+      const auth::AccessList* rule = existing != nullptr ? &existing->worker_rule : nullptr;
+      auth::AccessList configured;  // a service not created yet may still have a rule
+      if (rule == nullptr) {
+        if (auto conf = settings_.services.find(name); conf != settings_.services.end()) {
+          if (conf->second.workers_set) configured.set_configured();
+          for (const auto& entry : conf->second.workers) configured.Add(entry);
+        }
+        rule = &configured;
+      }
+      if (!rule->Allows(who)) {
+        // An identity that may not serve this service: refused by protocol.
+        ++stats_.unauthorized_workers;
         transport_.SendDisconnect(endpoint, identity);
         return;
       }
@@ -316,6 +344,24 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
     case proto::WorkerCommand::kRequest:
       return;  // rejected by the decoder
   }
+}
+
+void ServiceTable::OnRevokedClient(std::uint16_t endpoint, Frames& frames,
+                                   const proto::ClientMessage& msg) {
+  ++stats_.revoked;
+  ClientAddress client;
+  client.endpoint = endpoint;
+  client.routing_id.assign(proto::View(frames[0]));
+  client.has_delimiter = msg.has_delimiter;
+  const std::string code = std::to_string(static_cast<int>(proto::Status::kForbidden));
+  transport_.SendToClient(client, proto::View(frames[msg.service]),
+                          {proto::kErrorMarker, code, "credentials revoked"});
+}
+
+void ServiceTable::OnRevokedWorker(std::uint16_t endpoint, std::string_view identity) {
+  ++stats_.revoked;
+  if (Worker* worker = FindWorker(endpoint, identity)) RemoveWorker(*worker, "credentials revoked");
+  transport_.SendDisconnect(endpoint, identity);
 }
 
 void ServiceTable::OnMalformedWorkerMessage(std::uint16_t endpoint, std::string_view identity,

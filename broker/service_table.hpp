@@ -18,6 +18,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/auth/access_rules.hpp"
 #include "broker/config/config.hpp"
 #include "broker/intrusive_list.hpp"
 #include "proto/mdp.hpp"
@@ -67,7 +68,9 @@ struct Service {
   bool redispatch = false;
   std::chrono::milliseconds request_timeout{0};
   std::uint64_t max_queued = 0;
-  std::size_t workers = 0;  // registered workers, idle or busy
+  auth::AccessList clients;      // who may call it (services.NAME.clients)
+  auth::AccessList worker_rule;  // who may serve it (services.NAME.workers)
+  std::size_t workers = 0;       // registered workers, idle or busy
   // First timer tick that found it with no workers and no requests; {} while
   // in use. Undeclared services are forgotten service_retention after it.
   Clock::time_point unused_since;
@@ -110,6 +113,9 @@ struct RoutingStats {
   std::uint64_t malformed_worker = 0;
   std::uint64_t workers_registered = 0;
   std::uint64_t workers_expired = 0;
+  std::uint64_t unauthorized = 0;          // client requests refused by services.*.clients
+  std::uint64_t unauthorized_workers = 0;  // READY refused by services.*.workers
+  std::uint64_t revoked = 0;               // messages from peers revoked after connecting
   std::uint64_t shutdown_refused = 0;
 };
 
@@ -138,11 +144,19 @@ class ServiceTable {
 
   // A well-formed client message (see proto::DecodeClientMessage). Body
   // frames are moved out of `frames`.
+  // `who` is the sender as the authenticator vouched for it.
   void OnClientMessage(std::uint16_t endpoint, Frames& frames, const proto::ClientMessage& msg,
-                       Clock::time_point now);
+                       Clock::time_point now, const auth::Identity& who = kAnonymous);
   // A well-formed worker message (see proto::DecodeWorkerMessage).
   void OnWorkerMessage(std::uint16_t endpoint, Frames& frames, const proto::WorkerMessage& msg,
-                       Clock::time_point now);
+                       Clock::time_point now, const auth::Identity& who = kAnonymous);
+
+  // Refuses a message from a peer whose credentials were revoked after it
+  // connected: a client gets 403, a registered worker is dropped.
+  void OnRevokedClient(std::uint16_t endpoint, Frames& frames, const proto::ClientMessage& msg);
+  void OnRevokedWorker(std::uint16_t endpoint, std::string_view identity);
+
+  static constexpr auth::Identity kAnonymous{"anonymous", "", ""};
   // A frame sequence from a known worker that failed to decode: the worker is
   // dropped and told to disconnect.
   void OnMalformedWorkerMessage(std::uint16_t endpoint, std::string_view identity,

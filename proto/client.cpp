@@ -13,6 +13,8 @@ Client::Client(zmq::context_t& context, std::string endpoint, ClientOptions opti
 void Client::Connect() {
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, options_.linger_ms);
+  // Sends on a DEALER without a live connection block; never for long.
+  socket_.set(zmq::sockopt::sndtimeo, 1000);
   ApplySecurity(socket_, options_.security);
   if (options_.setup) options_.setup(socket_);
   socket_.connect(endpoint_);
@@ -21,7 +23,14 @@ void Client::Connect() {
 CallResult Client::Call(std::string_view service, const std::vector<std::string>& body,
                         std::chrono::milliseconds timeout) {
   CallResult result;
-  socket_.send(zmq::message_t(), zmq::send_flags::sndmore);
+  if (!socket_.send(zmq::message_t(), zmq::send_flags::sndmore)) {
+    // No live connection within the send timeout (e.g. the handshake was
+    // refused): report it as a timeout and start over on a fresh socket.
+    result.outcome = CallResult::Outcome::kTimeout;
+    result.reason = "no connection to " + endpoint_ + " (refused or unreachable)";
+    Connect();
+    return result;
+  }
   socket_.send(Frame(kClientHeader), zmq::send_flags::sndmore);
   socket_.send(Frame(service), body.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
   for (std::size_t i = 0; i < body.size(); ++i) {

@@ -27,6 +27,10 @@ Worker::~Worker() {
 void Worker::Connect() {
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 0);
+  // A DEALER with no live connection (e.g. refused by the broker's
+  // authenticator) blocks on send; a bounded wait turns that into a retry.
+  socket_.set(zmq::sockopt::sndtimeo,
+              static_cast<int>(std::max<std::int64_t>(100, options_.heartbeat_interval.count())));
   ApplySecurity(socket_, options_.security);
   if (options_.setup) options_.setup(socket_);
   socket_.connect(endpoint_);

@@ -61,6 +61,7 @@ Authenticator::~Authenticator() {
 
 void Authenticator::SetPolicy(std::shared_ptr<const Policy> policy) {
   std::atomic_store(&policy_, std::move(policy));
+  version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 std::shared_ptr<const Policy> Authenticator::policy() const { return std::atomic_load(&policy_); }
@@ -226,6 +227,9 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
 void Authenticator::RunVerifier(int /*index*/) {
   zmq::socket_t results(context_, zmq::socket_type::push);
   results.set(zmq::sockopt::linger, 0);
+  // Never block for good: once the authenticator thread has stopped, nobody
+  // reads the results any more.
+  results.set(zmq::sockopt::sndtimeo, 200);
   results.connect(results_endpoint_);
   while (true) {
     Job job;

@@ -50,6 +50,9 @@ class Authenticator {
 
   void SetPolicy(std::shared_ptr<const Policy> policy);
   std::shared_ptr<const Policy> policy() const;
+  // Bumped by every SetPolicy(); a cheap way for other threads to notice a
+  // new policy without touching the shared_ptr on every message.
+  std::uint64_t policy_version() const { return version_.load(std::memory_order_acquire); }
 
   const AuthCounters& counters() const { return counters_; }
 
@@ -92,6 +95,7 @@ class Authenticator {
   bool stopping_ = false;  // guarded by jobs_mutex_
   zmq::socket_t zap_;
   AuthCounters counters_;
+  std::atomic<std::uint64_t> version_{1};
   mutable std::mutex decisions_mutex_;
   std::map<std::string, std::uint64_t> decisions_;
 };

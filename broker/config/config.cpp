@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "broker/auth/access_rules.hpp"
 #include "broker/auth/address_rules.hpp"
 #include "units.hpp"
 
@@ -393,8 +394,32 @@ void ReadServices(Reader& r, const YAML::Node& node,
     }
     ServiceConfig service;
     const YAML::Node body = item.second;
-    if (!body.IsNull() &&
-        r.CheckMap(body, path, {"redispatch", "request_timeout", "max_queued_requests"})) {
+    if (!body.IsNull() && r.CheckMap(body, path,
+                                     {"redispatch", "request_timeout", "max_queued_requests",
+                                      "clients", "workers"})) {
+      for (const char* list : {"clients", "workers"}) {
+        const YAML::Node node = body[list];
+        if (!node) continue;
+        const bool clients = std::string_view(list) == "clients";
+        (clients ? service.clients_set : service.workers_set) = true;
+        auto& entries = clients ? service.clients : service.workers;
+        const std::string key = path + "." + list;
+        if (!node.IsSequence()) {
+          r.Error(node, key, "expected a list, e.g. [\"role:ops\", \"user:alice\", \"*\"]");
+          continue;
+        }
+        for (std::size_t j = 0; j < node.size(); ++j) {
+          const std::string entry_key = key + "[" + std::to_string(j) + "]";
+          auto entry = r.ReadString(node[j], entry_key);
+          if (!entry) continue;
+          auth::AccessList probe;
+          if (auto problem = probe.Add(*entry)) {
+            r.Error(node[j], entry_key, *problem + ", got " + Quote(*entry));
+          } else {
+            entries.push_back(*entry);
+          }
+        }
+      }
       r.ReadBool(body["redispatch"], path + ".redispatch", service.redispatch);
       if (body["request_timeout"]) {
         Duration timeout{0};

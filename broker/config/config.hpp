@@ -82,6 +82,12 @@ struct ServiceConfig {
   bool redispatch = false;                  // re-send once if the worker dies; default false
   std::optional<Duration> request_timeout;  // default: broker.request_timeout
   std::optional<std::uint64_t> max_queued_requests;  // default: broker.max_queued_requests
+  // Who may call it / serve it: entries `*`, `user:NAME` (or NAME), `role:NAME`,
+  // `key:Z85`. An absent list means anyone the endpoint admitted.
+  std::vector<std::string> clients;
+  std::vector<std::string> workers;
+  bool clients_set = false;  // `clients:` present (even empty: nobody)
+  bool workers_set = false;
 };
 
 struct Config {

@@ -19,8 +19,8 @@ namespace {
 using std::chrono::milliseconds;
 using Outcome = proto::CallResult::Outcome;
 
-// How long a refused client waits before we call it refused. libzmq clients
-// retry a refused handshake forever, so a refusal shows as a timeout.
+// How long a refused client waits before we call it refused. A refused
+// handshake never carries a request, so a refusal shows as a timeout.
 constexpr milliseconds kRefused{700};
 constexpr milliseconds kAccepted{5000};
 
@@ -56,10 +56,12 @@ class SecurityTest : public ::testing::Test {
     alice_ = MakeCert(dir + "/keys", "alice", {{"name", "alice"}, {"roles", "ops,billing"}});
     mallory_ = MakeCert(dir + "/keys", "mallory");  // never in the store
     revoked_ = MakeCert(dir + "/keys", "revoked", {{"name", "revoked"}});
+    billing_worker_ = MakeCert(dir + "/keys", "billing-worker", {{"name", "billing-worker"}});
+    intruder_ = MakeCert(dir + "/keys", "intruder", {{"name", "intruder"}});
     expired_ = MakeCert(dir + "/keys", "expired",
                         {{"name", "expired"}, {"expires-at", "2020-01-01T00:00:00Z"}});
     // The store holds public certificates only.
-    for (const auto* name : {"alice", "revoked", "expired"}) {
+    for (const auto* name : {"alice", "revoked", "expired", "billing-worker", "intruder"}) {
       std::ifstream in(dir + "/keys/" + name + ".key");
       std::ofstream out(dir + "/store/" + name + ".key");
       out << in.rdbuf();
@@ -86,8 +88,11 @@ endpoints:
   - { name: iron, bind: "tcp://127.0.0.1:*", role: clients, profile: ironhouse,
       certificates: store, revoked: revoked.txt }
   - { name: workers, bind: "tcp://127.0.0.1:*", role: workers, profile: grasslands }
+  - { name: iron-workers, bind: "tcp://127.0.0.1:*", role: workers, profile: ironhouse,
+      certificates: store }
 services:
   echo: {}
+  billing: { clients: ["role:billing"], workers: ["user:billing-worker"] }
 )";
     auto loaded = config::LoadConfigString(yaml, "security.yaml", dir);
     ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();
@@ -106,11 +111,11 @@ services:
   }
 
   proto::CallResult Call(const std::string& endpoint, const proto::Security& security,
-                         milliseconds timeout) {
+                         milliseconds timeout, const std::string& service = "echo") {
     proto::ClientOptions options;
     options.security = security;
     proto::Client client(context_, broker_->Endpoint(endpoint), options);
-    return client.Call("echo", {"hello"}, timeout);
+    return client.Call(service, {"hello"}, timeout);
   }
 
   void ExpectAccepted(const std::string& endpoint, const proto::Security& security) {
@@ -142,7 +147,7 @@ services:
 
   TempDir tmp_;
   zmq::context_t context_;
-  proto::Certificate broker_cert_, alice_, mallory_, revoked_, expired_;
+  proto::Certificate broker_cert_, alice_, mallory_, revoked_, expired_, billing_worker_, intruder_;
   std::unique_ptr<Broker> broker_;
   std::thread thread_;
   std::unique_ptr<WorkerThread> worker_;
@@ -201,6 +206,76 @@ TEST_F(SecurityTest, PasswordChecksDoNotStallOtherHandshakes) {
   const auto took = std::chrono::steady_clock::now() - start;
   for (auto& login : logins) login.join();
   EXPECT_LT(took, milliseconds(1500));
+}
+
+TEST_F(SecurityTest, ServiceRulesDecideWhoMayCallAndWhoMayServe) {
+  proto::WorkerOptions legit;
+  legit.security = Curve(billing_worker_);
+  WorkerThread billing(context_, broker_->Endpoint("iron-workers"), "billing", {}, legit);
+  // alice has role billing; a stonehouse client with a fresh key has no roles.
+  const auto allowed = Call("iron", Curve(alice_), kAccepted, "billing");
+  ASSERT_EQ(allowed.outcome, Outcome::kOk) << allowed.code << " " << allowed.reason;
+  const auto refused = Call("stone", Curve(mallory_), kAccepted, "billing");
+  ASSERT_EQ(refused.outcome, Outcome::kError);
+  EXPECT_EQ(refused.code, 403);
+  EXPECT_EQ(refused.reason, "not authorized to call this service");
+  EXPECT_EQ(billing.answered(), 1);
+}
+
+TEST_F(SecurityTest, AWorkerMayNotServeAServiceItIsNotAllowedTo) {
+  // "intruder" is in the store (admitted by the endpoint) but not allowed to
+  // serve billing: its READY is refused, so requests wait for the real one.
+  std::atomic<int> stolen{0};
+  proto::WorkerOptions bad;
+  bad.security = Curve(intruder_);
+  WorkerThread intruder(
+      context_, broker_->Endpoint("iron-workers"), "billing", [&](auto&) { ++stolen; }, bad);
+  const auto waiting = Call("iron", Curve(alice_), milliseconds(500), "billing");
+  EXPECT_EQ(waiting.outcome, Outcome::kTimeout);
+  proto::WorkerOptions legit;
+  legit.security = Curve(billing_worker_);
+  WorkerThread billing(context_, broker_->Endpoint("iron-workers"), "billing", {}, legit);
+  const auto served = Call("iron", Curve(alice_), kAccepted, "billing");
+  ASSERT_EQ(served.outcome, Outcome::kOk) << served.code << " " << served.reason;
+  EXPECT_EQ(stolen, 0);
+  EXPECT_GE(billing.answered(), 1);
+}
+
+TEST_F(SecurityTest, NewKeyInTheStoreIsAdmittedWithoutRestart) {
+  const auto newcomer = proto::GenerateCertificate();
+  ExpectRefused("iron", Curve(newcomer));
+  std::ofstream(tmp_.path() + "/store/newcomer.key") << proto::FormatCertificate(newcomer, false);
+  // The reloader polls every 250 ms; a handshake after that sees the new store.
+  ASSERT_TRUE(WaitFor(
+      [&] { return Call("iron", Curve(newcomer), milliseconds(400)).outcome == Outcome::kOk; },
+      milliseconds(3000)));
+}
+
+TEST_F(SecurityTest, RevocationReachesAConnectedClientWithinASecond) {
+  proto::ClientOptions options;
+  options.security = Curve(alice_);
+  proto::Client client(context_, broker_->Endpoint("iron"), options);
+  ASSERT_EQ(client.Call("echo", {"before"}, kAccepted).outcome, Outcome::kOk);
+  std::ofstream(tmp_.path() + "/revoked.txt", std::ios::app) << alice_.public_key << "\n";
+  const auto revoked_at = std::chrono::steady_clock::now();
+  proto::CallResult result;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        result = client.Call("echo", {"after"}, milliseconds(500));
+        return result.outcome == Outcome::kError;
+      },
+      milliseconds(3000)));
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked_at, milliseconds(1500));
+  EXPECT_EQ(result.code, 403);
+  EXPECT_EQ(result.reason, "credentials revoked");
+  ExpectRefused("iron", Curve(alice_));  // and a new connection is refused at the handshake
+}
+
+TEST_F(SecurityTest, ABrokenReloadKeepsThePreviousPolicy) {
+  std::ofstream(tmp_.path() + "/revoked.txt", std::ios::app) << "this is not a key\n";
+  std::this_thread::sleep_for(milliseconds(600));  // two reload periods
+  ExpectAccepted("iron", Curve(alice_));
+  ExpectRefused("iron", Curve(revoked_));  // the old revocations still hold
 }
 
 }  // namespace

@@ -204,3 +204,98 @@ def workers():
     if errors:
         raise errors[0]
 
+
+
+# --------------------------------------------------------------------------
+# Hand-written configs (security tests) and helper processes.
+
+
+class ConfigBroker(BrokerProcess):
+    """A `zguard serve` on a config the test wrote itself, with any endpoints.
+
+    `ports` maps endpoint name -> loopback port; all of them must open before
+    the broker counts as ready.
+    """
+
+    def __init__(self, config_path: Path, ports: Dict[str, int], log_path: Path):
+        self.ports = dict(ports)
+        first, *rest = list(self.ports.values())
+        super().__init__(config_path, first, rest[0] if rest else first, log_path)
+
+    def endpoint(self, name: str) -> str:
+        return f"tcp://127.0.0.1:{self.ports[name]}"
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            for port in self.ports.values():
+                wait_port(port, deadline, self.proc)
+        except Exception as e:
+            raise RuntimeError(f"zguard serve did not come up: {e}\n{self.log()}") from e
+
+    def wait_log(self, text: str, timeout: float = 5.0) -> str:
+        """Waits until `text` appears in the broker's output; returns the output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if text in log:
+                return log
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{text!r} not in the broker log:\n{log}")
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def serve_config(tmp_path, zguard_bin):
+    """Factory: serve_config(config_path, {endpoint: port}) -> ConfigBroker (ready)."""
+    started: List[ConfigBroker] = []
+
+    def start(config_path: Path, ports: Dict[str, int], timeout: float = 5.0) -> ConfigBroker:
+        process = ConfigBroker(config_path, ports, tmp_path / f"serve-{len(started)}.log")
+        started.append(process)
+        process.wait_ready(timeout)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+class HelperProcess:
+    """A background zguard subcommand (e.g. echo-worker) with its output in a file."""
+
+    def __init__(self, args: List[str], log_path: Path):
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def spawn(tmp_path, zguard_bin):
+    """Factory: spawn(name, *zguard_args) -> HelperProcess; stopped at teardown."""
+    running: List[HelperProcess] = []
+
+    def start(name: str, *args: str) -> HelperProcess:
+        process = HelperProcess([zguard_bin, *args], tmp_path / f"{name}.log")
+        running.append(process)
+        return process
+
+    yield start
+    for process in running:
+        process.stop()

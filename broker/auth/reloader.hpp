@@ -1,0 +1,56 @@
+// Watches the files the security policy is built from (password files,
+// certificate stores, revocation lists) and, when any of them changes,
+// rebuilds the policy and hands it to the authenticator. A rebuild that
+// fails keeps the previous policy and logs every problem. Changes are
+// noticed by polling a fingerprint (modification time and size of every
+// watched file and store entry) every `interval`; this works on every file
+// system, including the bind mounts and ConfigMap volumes of containers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "broker/auth/authenticator.hpp"
+#include "broker/config/config.hpp"
+
+namespace zguard::auth {
+
+class Reloader {
+ public:
+  // `config` and `authenticator` must outlive the Reloader.
+  Reloader(const config::Config& config, Authenticator& authenticator,
+           std::chrono::milliseconds interval = std::chrono::milliseconds(250));
+  ~Reloader();
+  Reloader(const Reloader&) = delete;
+  Reloader& operator=(const Reloader&) = delete;
+
+  void Start();
+  void Stop();
+
+  // Rebuilds now if anything changed since the last look; returns true when
+  // a new policy was installed. Used by the thread, and by SIGHUP handling.
+  bool CheckNow();
+
+  std::uint64_t reloads() const { return reloads_.load(); }
+  std::uint64_t failures() const { return failures_.load(); }
+
+ private:
+  std::string Fingerprint() const;
+
+  const config::Config& config_;
+  Authenticator& authenticator_;
+  std::chrono::milliseconds interval_;
+  std::string fingerprint_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::atomic<std::uint64_t> reloads_{0};
+  std::atomic<std::uint64_t> failures_{0};
+};
+
+}  // namespace zguard::auth
