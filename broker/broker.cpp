@@ -27,7 +27,11 @@ std::vector<std::string> Broker::Start() {
   if (!problems.empty()) return problems;
   // The handler must be bound before any endpoint: a ZAP-checked socket with
   // no handler refuses every peer (ZMQ_ZAP_ENFORCE_DOMAIN).
-  authenticator_ = std::make_unique<auth::Authenticator>(context_, security.policy);
+  auth::FailureLimits limits;
+  limits.limit = config_.broker.auth_failure_limit;
+  limits.window = config_.broker.auth_failure_window;
+  limits.cooldown = config_.broker.auth_cooldown;
+  authenticator_ = std::make_unique<auth::Authenticator>(context_, security.policy, limits);
   try {
     authenticator_->Start();
   } catch (const zmq::error_t& e) {

@@ -247,7 +247,13 @@ void Router::SendRequest(const Worker& worker, Request& request, bool keep_body)
   zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kRequest);
   SendFrame(e, command, true);
   SendFrame(e, id, true);
-  SendFrame(e, std::string_view(), !request.body.empty());
+  const bool forward = request.service->forward_identity;
+  SendFrame(e, std::string_view(), forward || !request.body.empty());
+  if (forward) {
+    SendFrame(e, proto::kIdentityMarker, true);
+    SendFrame(e, request.user, true);
+    SendFrame(e, request.roles, !request.body.empty());
+  }
   for (std::size_t i = 0; i < request.body.size(); ++i) {
     const bool more = i + 1 < request.body.size();
     if (keep_body) {

@@ -58,6 +58,7 @@ Service* ServiceTable::GetOrCreateService(std::string_view name) {
   service->max_queued = settings_.max_queued_requests;
   if (auto conf = settings_.services.find(name); conf != settings_.services.end()) {
     service->redispatch = conf->second.redispatch;
+    service->forward_identity = conf->second.forward_identity;
     if (conf->second.request_timeout) service->request_timeout = *conf->second.request_timeout;
     if (conf->second.max_queued_requests) service->max_queued = *conf->second.max_queued_requests;
     // Validated by the config loader, so Add() cannot fail here.
@@ -189,6 +190,10 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
   request.service = service;
   request.received = now;
   request.deadline = now + service->request_timeout;
+  if (service->forward_identity) {
+    request.user.assign(who.user);
+    request.roles.assign(who.roles);
+  }
   for (std::size_t i = msg.body; i < frames.size(); ++i) {
     request.body.push_back(std::move(frames[i]));
   }

@@ -44,6 +44,10 @@ struct Request {
   Service* service = nullptr;
   Worker* worker = nullptr;  // set while in flight
   Frames body;
+  // The caller's User-Id and roles, kept only for forward_identity services
+  // (the strings keep their capacity with the slot: no allocation per request).
+  std::string user;
+  std::string roles;
   Clock::time_point received;
   Clock::time_point deadline;
   int attempts = 0;  // dispatches so far
@@ -66,6 +70,7 @@ struct Service {
   std::string name;
   bool declared = false;  // listed in `services:`; never garbage-collected
   bool redispatch = false;
+  bool forward_identity = false;
   std::chrono::milliseconds request_timeout{0};
   std::uint64_t max_queued = 0;
   auth::AccessList clients;      // who may call it (services.NAME.clients)

@@ -20,6 +20,10 @@ inline constexpr std::string_view kWorkerHeader = "MDPW01";
 // First body frame of an error reply made by the broker (see PROTOCOL.md).
 inline constexpr std::string_view kErrorMarker = "zguard.error";
 
+// First of the three frames [marker][User-Id][roles] that start a REQUEST
+// body for services configured with forward_identity (see PROTOCOL.md).
+inline constexpr std::string_view kIdentityMarker = "zguard.identity";
+
 // Prefix of the Majordomo Management Interface services (RFC 8).
 inline constexpr std::string_view kMmiPrefix = "mmi.";
 

@@ -43,12 +43,13 @@ std::string Printable(std::string_view text) {
 }  // namespace
 
 Authenticator::Authenticator(zmq::context_t& context, std::shared_ptr<const Policy> policy,
-                             int verifier_threads)
+                             FailureLimits limits, int verifier_threads)
     : context_(context),
       policy_(std::move(policy)),
       verifier_count_(std::max(1, verifier_threads)),
       results_endpoint_("inproc://zguard.auth.results." +
-                        std::to_string(reinterpret_cast<std::uintptr_t>(this))) {
+                        std::to_string(reinterpret_cast<std::uintptr_t>(this))),
+      limiter_(limits) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -139,6 +140,10 @@ std::map<std::string, std::uint64_t> Authenticator::DecisionCounts() const {
 
 void Authenticator::Record(const Decision& decision, std::string_view domain,
                            std::string_view mechanism, std::string_view address) {
+  if (decision.status == 400 && limiter_.RecordFailure(address, FailureLimiter::Clock::now())) {
+    spdlog::warn("auth: address {} failed too often; refusing it without checks for a while",
+                 Printable(address));
+  }
   {
     // Handshakes, not messages: a lock and a small map are fine here. The
     // domain is bounded (libzmq only sends configured endpoint names).
@@ -184,6 +189,16 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
   request.mechanism = proto::View(frames[7]);
   for (std::size_t i = 8; i < frames.size(); ++i) {
     request.credentials.push_back(proto::View(frames[i]));
+  }
+  if (limiter_.Blocked(request.address, FailureLimiter::Clock::now())) {
+    // Cooling down: no hash, no store look-up.
+    counters_.rate_limited.fetch_add(1, std::memory_order_relaxed);
+    Decision limited;
+    limited.status = 300;
+    limited.reason = "rate_limited";
+    Record(limited, request.domain, request.mechanism, request.address);
+    SendReply(zap_, routing_id, request_id, 300, "rate_limited", "", "", "");
+    return;
   }
   const auto policy = this->policy();
   Decision decision = Decide(*policy, request, SystemClock::now());

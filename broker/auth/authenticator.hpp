@@ -22,6 +22,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/auth/failure_limiter.hpp"
 #include "broker/auth/policy.hpp"
 
 namespace zguard::auth {
@@ -30,15 +31,16 @@ namespace zguard::auth {
 struct AuthCounters {
   std::atomic<std::uint64_t> allowed{0};
   std::atomic<std::uint64_t> denied{0};
-  std::atomic<std::uint64_t> malformed{0};  // ZAP requests we could not parse
-  std::atomic<std::uint64_t> busy{0};       // refused with 300: verifier queue full
+  std::atomic<std::uint64_t> malformed{0};     // ZAP requests we could not parse
+  std::atomic<std::uint64_t> busy{0};          // refused with 300: verifier queue full
+  std::atomic<std::uint64_t> rate_limited{0};  // refused with 300: address cooling down
 };
 
 class Authenticator {
  public:
   // `context` must outlive the Authenticator.
   Authenticator(zmq::context_t& context, std::shared_ptr<const Policy> policy,
-                int verifier_threads = 2);
+                FailureLimits limits = {}, int verifier_threads = 2);
   ~Authenticator();
   Authenticator(const Authenticator&) = delete;
   Authenticator& operator=(const Authenticator&) = delete;
@@ -95,6 +97,7 @@ class Authenticator {
   bool stopping_ = false;  // guarded by jobs_mutex_
   zmq::socket_t zap_;
   AuthCounters counters_;
+  FailureLimiter limiter_;
   std::atomic<std::uint64_t> version_{1};
   mutable std::mutex decisions_mutex_;
   std::map<std::string, std::uint64_t> decisions_;

@@ -235,10 +235,11 @@ bool IsValidName(std::string_view name) {
 }
 
 void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
-  if (!node || !r.CheckMap(node, "broker",
-                           {"io_threads", "heartbeat_interval", "heartbeat_liveness",
-                            "request_timeout", "max_message_size", "shutdown_grace",
-                            "unknown_service", "max_queued_requests"})) {
+  if (!node ||
+      !r.CheckMap(node, "broker",
+                  {"io_threads", "heartbeat_interval", "heartbeat_liveness", "request_timeout",
+                   "max_message_size", "shutdown_grace", "unknown_service", "max_queued_requests",
+                   "auth_failure_limit", "auth_failure_window", "auth_cooldown"})) {
     return;
   }
   r.ReadInt(node["io_threads"], "broker.io_threads", 1, kMaxIoThreads, out.io_threads);
@@ -256,6 +257,11 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
   if (unknown >= 0) out.unknown_service = static_cast<UnknownService>(unknown);
   r.ReadCount(node["max_queued_requests"], "broker.max_queued_requests", 1,
               out.max_queued_requests);
+  r.ReadInt(node["auth_failure_limit"], "broker.auth_failure_limit", 0, 1'000'000,
+            out.auth_failure_limit);
+  r.ReadDuration(node["auth_failure_window"], "broker.auth_failure_window", Duration(1),
+                 out.auth_failure_window);
+  r.ReadDuration(node["auth_cooldown"], "broker.auth_cooldown", Duration(1), out.auth_cooldown);
 }
 
 void ReadLog(Reader& r, const YAML::Node& node, LogOptions& out) {
@@ -396,7 +402,8 @@ void ReadServices(Reader& r, const YAML::Node& node,
     const YAML::Node body = item.second;
     if (!body.IsNull() && r.CheckMap(body, path,
                                      {"redispatch", "request_timeout", "max_queued_requests",
-                                      "clients", "workers"})) {
+                                      "clients", "workers", "forward_identity"})) {
+      r.ReadBool(body["forward_identity"], path + ".forward_identity", service.forward_identity);
       for (const char* list : {"clients", "workers"}) {
         const YAML::Node node = body[list];
         if (!node) continue;

@@ -36,6 +36,11 @@ struct BrokerOptions {
   Duration shutdown_grace{5000};                // drain time on SIGTERM; default 5s
   UnknownService unknown_service = UnknownService::kReject;  // default reject
   std::uint64_t max_queued_requests = 10'000;                // per service; beyond it: 429 busy
+  // After this many failed authentications from one address within
+  // auth_failure_window, refuse it without checking for auth_cooldown.
+  int auth_failure_limit = 10;           // 0 disables; default 10
+  Duration auth_failure_window{60'000};  // default 1m
+  Duration auth_cooldown{60'000};        // default 1m
 };
 
 struct LogOptions {
@@ -87,6 +92,9 @@ struct ServiceConfig {
   std::vector<std::string> clients;
   std::vector<std::string> workers;
   bool clients_set = false;  // `clients:` present (even empty: nobody)
+  // Prefix each REQUEST body with the caller's identity (see proto/PROTOCOL.md);
+  // only for workers written to expect it. Default false.
+  bool forward_identity = false;
   bool workers_set = false;
 };
 

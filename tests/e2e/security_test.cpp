@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 
 #include "broker/auth/password_file.hpp"
 #include "broker_fixture.hpp"
@@ -93,6 +94,7 @@ endpoints:
 services:
   echo: {}
   billing: { clients: ["role:billing"], workers: ["user:billing-worker"] }
+  whoami: { forward_identity: true }
 )";
     auto loaded = config::LoadConfigString(yaml, "security.yaml", dir);
     ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();
@@ -239,6 +241,19 @@ TEST_F(SecurityTest, AWorkerMayNotServeAServiceItIsNotAllowedTo) {
   ASSERT_EQ(served.outcome, Outcome::kOk) << served.code << " " << served.reason;
   EXPECT_EQ(stolen, 0);
   EXPECT_GE(billing.answered(), 1);
+}
+
+TEST_F(SecurityTest, ForwardIdentityTellsTheWorkerWhoAsks) {
+  std::vector<std::string> seen;
+  std::mutex mutex;
+  WorkerThread whoami(context_, broker_->Endpoint("workers"), "whoami", [&](auto& body) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& frame : body) seen.emplace_back(proto::View(frame));
+  });
+  const auto result = Call("iron", Curve(alice_), kAccepted, "whoami");
+  ASSERT_EQ(result.outcome, Outcome::kOk) << result.reason;
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(seen, (std::vector<std::string>{"zguard.identity", "alice", "ops,billing", "hello"}));
 }
 
 TEST_F(SecurityTest, NewKeyInTheStoreIsAdmittedWithoutRestart) {
