@@ -64,8 +64,10 @@ int Main(int argc, char** argv) {
   keygen->add_option("name", keygen_options.name, "Certificate name (NAME.key, NAME.key_secret)")
       ->required();
   keygen->add_option("--dir", keygen_options.dir, "Folder to write to")->capture_default_str();
-  keygen->add_option("--meta", keygen_options.meta,
-                     "Metadata KEY=VALUE (name, roles, expires-at), repeatable");
+  keygen
+      ->add_option("--meta", keygen_options.meta,
+                   "Metadata KEY=VALUE (name, roles, expires-at), repeatable")
+      ->allow_extra_args(false);
 
   zguard::cli::PasswdOptions passwd_options;
   std::string passwd_roles;

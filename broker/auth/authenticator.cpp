@@ -5,11 +5,14 @@
 
 #include <sodium.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 #include <array>
 #include <cerrno>
+#include <cstring>
 
 #include "proto/mdp.hpp"
 
@@ -240,6 +243,12 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
 }
 
 void Authenticator::RunVerifier(int /*index*/) {
+  // Hashing is the one CPU-heavy job in the broker: run it at a lower
+  // priority so that routing, I/O and other handshakes are not starved by a
+  // burst of logins (measured by bench/zguard-profile-bench, "Stall").
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) != 0) {
+    spdlog::debug("verifier: could not lower its priority: {}", std::strerror(errno));
+  }
   zmq::socket_t results(context_, zmq::socket_type::push);
   results.set(zmq::sockopt::linger, 0);
   // Never block for good: once the authenticator thread has stopped, nobody

@@ -229,6 +229,13 @@ std::optional<std::string> ReplaceFile(const std::string& path, std::string_view
   if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
     error = "cannot set mode 0600 on " + temp + ": " + std::strerror(errno);
   }
+  // Keep the owner of an existing file (root editing the broker's file must
+  // not take it away from the broker's user).
+  struct stat existing {};
+  if (!error && ::stat(path.c_str(), &existing) == 0 &&
+      ::fchown(fd, existing.st_uid, existing.st_gid) != 0 && errno != EPERM) {
+    error = "cannot keep the owner of " + path + ": " + std::strerror(errno);
+  }
   std::size_t done = 0;
   while (!error && done < contents.size()) {
     const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);

@@ -104,7 +104,8 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
       rest = {};
     } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
       int oh = 0, om = 0;
-      if (!ParseInt(rest.substr(1, 2), oh) || !ParseInt(rest.substr(4, 2), om)) {
+      if (!ParseInt(rest.substr(1, 2), oh) || !ParseInt(rest.substr(4, 2), om) || oh > 23 ||
+          om > 59) {
         return std::nullopt;
       }
       offset_seconds = (rest[0] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
@@ -112,8 +113,11 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
     }
     if (!rest.empty()) return std::nullopt;
   }
+  const std::tm wanted = tm;
   const std::time_t seconds = timegm(&tm);
   if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+  // timegm normalises 2027-02-31 into March: refuse dates that do not exist.
+  if (tm.tm_mday != wanted.tm_mday || tm.tm_mon != wanted.tm_mon) return std::nullopt;
   return SystemClock::from_time_t(seconds - offset_seconds);
 }
 
@@ -274,6 +278,15 @@ SecurityLoad LoadSecurity(const config::Config& config) {
     policy->endpoints.emplace(ep.name, std::move(ep));
   }
   out.policy = std::move(policy);
+  // A file shared by several endpoints (keys.broker, a revocation list) is
+  // read once per endpoint: report each of its problems once.
+  for (auto* list : {&out.errors, &out.warnings}) {
+    std::set<std::string> seen;
+    list->erase(std::remove_if(
+                    list->begin(), list->end(),
+                    [&](const config::Diagnostic& d) { return !seen.insert(d.ToString()).second; }),
+                list->end());
+  }
   return out;
 }
 

@@ -481,6 +481,11 @@ void CheckProfile(Reader& r, const YAML::Node& root, const YAML::Node& item,
   auto require = [&](const char* key, const char* what) {
     if (!item[key]) r.Error(profile_node, path + "." + key, profile + " needs " + what);
   };
+  if ((item["allow"] || item["deny"]) && endpoint.bind.rfind("ipc://", 0) == 0) {
+    r.Error(item["allow"] ? item["allow"] : item["deny"],
+            path + (item["allow"] ? ".allow" : ".deny"),
+            "address rules need a tcp:// endpoint: ipc:// peers have no IP address");
+  }
   if (profile == "grasslands") {
     if (item["allow"] || item["deny"]) {
       r.Error(item["allow"] ? item["allow"] : item["deny"],

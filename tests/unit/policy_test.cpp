@@ -126,8 +126,9 @@ TEST(IsoTime, Formats) {
   EXPECT_EQ(ParseIsoTime("2027-01-31T00:00:00Z"), day);
   EXPECT_EQ(ParseIsoTime("2027-01-31T02:00:00+02:00"), day);
   EXPECT_EQ(ParseIsoTime("2027-01-30T22:00:00.500-02:00").value(), *day);
-  for (const char* bad : {"", "2027", "2027-13-01", "2027-01-32", "31/01/2027",
-                          "2027-01-31T25:00:00Z", "2027-01-31Tnoon", "2027-01-31T00:00:00Zjunk"}) {
+  for (const char* bad :
+       {"", "2027", "2027-13-01", "2027-01-32", "31/01/2027", "2027-01-31T25:00:00Z",
+        "2027-01-31Tnoon", "2027-01-31T00:00:00Zjunk", "2027-02-31", "2027-01-31T00:00:00+25:00"}) {
     EXPECT_FALSE(ParseIsoTime(bad).has_value()) << bad;
   }
 }
