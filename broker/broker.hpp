@@ -36,6 +36,10 @@ class Broker {
     if (router_) router_->RequestStop();
   }
 
+  // Re-reads password files, certificate stores and revocation lists now
+  // (SIGHUP). Returns false when the files have errors (the old policy stays).
+  bool ReloadSecurity() { return reloader_ && reloader_->ReloadNow(); }
+
   // Bound address of the endpoint named `name`, or "" if none.
   std::string Endpoint(const std::string& name) const;
 

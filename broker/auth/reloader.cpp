@@ -55,9 +55,20 @@ std::string Reloader::Fingerprint() const {
 }
 
 bool Reloader::CheckNow() {
+  std::lock_guard<std::mutex> lock(reload_mutex_);
   std::string now = Fingerprint();
   if (now == fingerprint_) return false;
   fingerprint_ = std::move(now);
+  return Rebuild();
+}
+
+bool Reloader::ReloadNow() {
+  std::lock_guard<std::mutex> lock(reload_mutex_);
+  fingerprint_ = Fingerprint();
+  return Rebuild();
+}
+
+bool Reloader::Rebuild() {
   auto loaded = LoadSecurity(config_);
   if (!loaded.errors.empty()) {
     failures_.fetch_add(1);

@@ -35,16 +35,22 @@ class Reloader {
   // a new policy was installed. Used by the thread, and by SIGHUP handling.
   bool CheckNow();
 
+  // Rebuilds now whether or not anything changed (SIGHUP). Thread-safe with
+  // the polling thread. Returns true when a new policy was installed.
+  bool ReloadNow();
+
   std::uint64_t reloads() const { return reloads_.load(); }
   std::uint64_t failures() const { return failures_.load(); }
 
  private:
   std::string Fingerprint() const;
+  bool Rebuild();  // caller holds reload_mutex_
 
   const config::Config& config_;
   Authenticator& authenticator_;
   std::chrono::milliseconds interval_;
-  std::string fingerprint_;
+  std::string fingerprint_;  // guarded by reload_mutex_
+  std::mutex reload_mutex_;  // one rebuild at a time
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

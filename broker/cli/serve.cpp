@@ -30,6 +30,7 @@ int RunServe(const std::string& path) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);   // re-read security files
   sigaddset(&signals, SIGUSR1);  // internal: tells the watcher to leave
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
@@ -44,6 +45,13 @@ int RunServe(const std::string& path) {
     while (true) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0 || signal == SIGUSR1) return;
+      if (signal == SIGHUP) {
+        spdlog::info(
+            "received SIGHUP: re-reading password files, certificate stores and "
+            "revocation lists");
+        broker.ReloadSecurity();
+        continue;
+      }
       if (++stops == 1) {
         spdlog::info("received {}: draining in-flight requests", strsignal(signal));
         broker.Stop();

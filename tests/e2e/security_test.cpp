@@ -293,5 +293,52 @@ TEST_F(SecurityTest, ABrokenReloadKeepsThePreviousPolicy) {
   ExpectRefused("iron", Curve(revoked_));  // the old revocations still hold
 }
 
+TEST(RateLimit, RepeatedFailuresAreRefusedWithoutChecksUntilTheCooldownEnds) {
+  TempDir tmp;
+  ASSERT_FALSE(auth::SetPassword(tmp.path() + "/passwd", "admin", "s3cret", std::nullopt));
+  const std::string yaml = R"(broker:
+  auth_failure_limit: 3
+  auth_failure_window: 10s
+  auth_cooldown: 1500ms
+log: { level: warn }
+endpoints:
+  - { name: wood, bind: "tcp://127.0.0.1:*", role: clients, profile: woodhouse, passwords: passwd }
+  - { name: workers, bind: "tcp://127.0.0.1:*", role: workers, profile: grasslands }
+services:
+  echo: {}
+)";
+  auto loaded = config::LoadConfigString(yaml, "limit.yaml", tmp.path());
+  ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();
+  Broker broker(std::move(*loaded.config));
+  ASSERT_TRUE(broker.Start().empty());
+  std::thread routing([&] { broker.Run(); });
+  {
+    zmq::context_t context;
+    WorkerThread worker(context, broker.Endpoint("workers"), "echo");
+    auto call = [&](const std::string& password, milliseconds timeout) {
+      proto::ClientOptions options;
+      options.security = proto::Security{"", "", "", "admin", password};
+      proto::Client client(context, broker.Endpoint("wood"), options);
+      return client.Call("echo", {"x"}, timeout).outcome;
+    };
+    auto count = [&](const std::string& key) {
+      const auto counts = broker.authenticator().DecisionCounts();
+      return counts.count(key) != 0 ? counts.at(key) : 0;
+    };
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(call("wrong", kRefused), Outcome::kTimeout);
+    EXPECT_EQ(count("wood/denied/bad_password"), 3U);
+    // Cooling down: even the right password is refused, and nothing is hashed.
+    EXPECT_EQ(call("s3cret", kRefused), Outcome::kTimeout);
+    EXPECT_GE(count("wood/denied/rate_limited"), 1U);
+    EXPECT_EQ(count("wood/denied/bad_password"), 3U);
+    EXPECT_EQ(worker.answered(), 0);
+    // After the cool-down the right password works again.
+    EXPECT_TRUE(WaitFor([&] { return call("s3cret", milliseconds(500)) == Outcome::kOk; },
+                        milliseconds(5000)));
+  }
+  broker.Stop();
+  routing.join();
+}
+
 }  // namespace
 }  // namespace zguard::testing
