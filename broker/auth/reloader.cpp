@@ -1,10 +1,17 @@
 // Policy hot reload by polling; see reloader.hpp.
 #include "broker/auth/reloader.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -85,30 +92,62 @@ bool Reloader::Rebuild() {
 }
 
 void Reloader::Start() {
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  // inotify wakes us as soon as a watched folder changes; the fingerprint
+  // poll every `interval_` stays on as the fallback (file systems without
+  // inotify, watches that could not be added, missed events).
+  inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ >= 0) {
+    std::set<std::string> folders;
+    for (const auto& endpoint : config_.endpoints) {
+      for (const auto* file : {&endpoint.passwords, &endpoint.revoked}) {
+        if (file->empty()) continue;
+        const auto parent = std::filesystem::path(*file).parent_path().string();
+        folders.insert(parent.empty() ? "." : parent);
+      }
+      if (!endpoint.certificates.empty()) folders.insert(endpoint.certificates);
+    }
+    for (const auto& folder : folders) {
+      if (inotify_add_watch(inotify_fd_, folder.c_str(),
+                            IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+                                IN_ATTRIB) < 0) {
+        spdlog::debug("reloader: no inotify watch on {} ({}); polling only", folder,
+                      std::strerror(errno));
+      }
+    }
+  }
   thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      wake_.wait_for(lock, interval_, [this] { return stopping_; });
-      if (stopping_) break;
-      lock.unlock();
+    while (true) {
+      pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      const int ready = poll(fds, inotify_fd_ >= 0 ? 2 : 1, static_cast<int>(interval_.count()));
+      if (ready > 0 && (fds[0].revents & POLLIN) != 0) break;
+      if (ready > 0 && (fds[1].revents & POLLIN) != 0) {
+        char buffer[4096];
+        while (read(inotify_fd_, buffer, sizeof buffer) > 0) {
+        }
+        // Let a writer that replaces several files finish before we look.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
       try {
         CheckNow();
       } catch (const std::exception& e) {
         failures_.fetch_add(1);
         spdlog::error("reload failed, keeping the previous policy: {}", e.what());
       }
-      lock.lock();
     }
   });
 }
 
 void Reloader::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+  if (thread_.joinable()) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);
+    thread_.join();
   }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (int* fd : {&stop_fd_, &inotify_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
 }
 
 }  // namespace zguard::auth

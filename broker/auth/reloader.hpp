@@ -1,15 +1,15 @@
 // Watches the files the security policy is built from (password files,
 // certificate stores, revocation lists) and, when any of them changes,
 // rebuilds the policy and hands it to the authenticator. A rebuild that
-// fails keeps the previous policy and logs every problem. Changes are
-// noticed by polling a fingerprint (modification time and size of every
-// watched file and store entry) every `interval`; this works on every file
+// fails keeps the previous policy and logs every problem. inotify on the
+// folders holding those files wakes the reloader at once; a fingerprint
+// (modification time, size and inode of every watched file and store entry)
+// is also compared every `interval`, as the fallback that works on every file
 // system, including the bind mounts and ConfigMap volumes of containers.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -51,9 +51,8 @@ class Reloader {
   std::chrono::milliseconds interval_;
   std::string fingerprint_;  // guarded by reload_mutex_
   std::mutex reload_mutex_;  // one rebuild at a time
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  int stop_fd_ = -1;         // eventfd written by Stop()
+  int inotify_fd_ = -1;      // -1 when inotify is not available
   std::thread thread_;
   std::atomic<std::uint64_t> reloads_{0};
   std::atomic<std::uint64_t> failures_{0};
