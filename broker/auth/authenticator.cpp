@@ -220,6 +220,7 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
   job.user_id = std::move(decision.user_id);
   job.roles = std::move(decision.roles);
   job.hash = decision.verify->hash;
+  job.deny_reason = decision.status == 200 ? nullptr : decision.reason;
   job.plaintext = decision.verify->plaintext;
   job.password = std::string(request.credentials[1]);
   {
@@ -267,11 +268,12 @@ void Authenticator::RunVerifier(int /*index*/) {
     PasswordEntry entry;
     entry.hash = std::move(job.hash);
     entry.plaintext = job.plaintext;
-    const bool ok = VerifyPassword(entry, job.password);
+    const bool match = VerifyPassword(entry, job.password);
     sodium_memzero(job.password.data(), job.password.size());
+    const bool ok = match && job.deny_reason == nullptr;
     Decision decision;
     decision.status = ok ? 200 : 400;
-    decision.reason = ok ? "ok" : "bad_password";
+    decision.reason = ok ? "ok" : (job.deny_reason != nullptr ? job.deny_reason : "bad_password");
     decision.user_id = job.user_id;
     Record(decision, job.domain, "PLAIN", job.address);
     try {

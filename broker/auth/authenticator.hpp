@@ -72,7 +72,8 @@ class Authenticator {
     std::string roles;
     std::string hash;  // a copy of the entry: the policy may be swapped meanwhile
     bool plaintext = false;
-    std::string password;  // wiped after use
+    const char* deny_reason = nullptr;  // set: deny whatever the hash says (unknown user)
+    std::string password;               // wiped after use
   };
 
   void Run();

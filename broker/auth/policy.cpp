@@ -290,6 +290,16 @@ SecurityLoad LoadSecurity(const config::Config& config) {
   return out;
 }
 
+const PasswordEntry& DummyPasswordEntry() {
+  static const PasswordEntry entry = [] {
+    PasswordEntry dummy;
+    dummy.user = "";
+    dummy.hash = HashPassword("zguard: no such user").value_or("");
+    return dummy;
+  }();
+  return entry;
+}
+
 Decision Decide(const Policy& policy, const ZapRequest& request, SystemClock::time_point now) {
   Decision decision;
   auto deny = [&](const char* reason) {
@@ -322,7 +332,12 @@ Decision Decide(const Policy& policy, const ZapRequest& request, SystemClock::ti
     if (request.credentials.size() != 2) return deny("malformed");
     const auto user = endpoint.passwords.users.find(request.credentials[0]);
     decision.user_id = std::string(request.credentials[0]);
-    if (user == endpoint.passwords.users.end()) return deny("unknown_user");
+    if (user == endpoint.passwords.users.end()) {
+      // Hash anyway, against a dummy entry, so that an unknown user takes as
+      // long to refuse as a wrong password: the timing tells nothing.
+      decision.verify = &DummyPasswordEntry();
+      return deny("unknown_user");
+    }
     decision.roles.clear();
     for (const auto& role : user->second.roles) {
       if (!decision.roles.empty()) decision.roles += ',';

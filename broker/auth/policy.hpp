@@ -93,10 +93,16 @@ struct Decision {
   std::string user_id;      // set when allowed (and for logs when known)
   std::string roles;        // comma list
   std::string key;          // CURVE client key (Z85), "" otherwise
-  // Set when the answer depends on a password check that is too slow for the
-  // authenticator thread; the caller verifies and then allows or denies.
+  // Set when a password hash must be checked, which is too slow for the
+  // authenticator thread: the caller verifies off-thread, then allows (status
+  // 200 and a match) or denies. With status 400 (unknown user) the check runs
+  // against a dummy entry and the answer stays "deny", so that timing does
+  // not reveal which user names exist.
   const PasswordEntry* verify = nullptr;
 };
+
+// A PasswordEntry no password matches (its hash is made on first use).
+const PasswordEntry& DummyPasswordEntry();
 
 // The decision for `request`, except for the password hash check (see
 // Decision::verify). `now` decides certificate expiry.

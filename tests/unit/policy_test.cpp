@@ -88,7 +88,9 @@ TEST_F(DecideTest, WoodhouseDefersTheHashCheck) {
   const auto unknown = Run("wood", "127.0.0.1", "PLAIN", {"eve", "pw"});
   EXPECT_EQ(unknown.status, 400);
   EXPECT_STREQ(unknown.reason, "unknown_user");
-  EXPECT_EQ(unknown.verify, nullptr);
+  ASSERT_NE(unknown.verify, nullptr);  // hashed anyway, so timing reveals nothing
+  EXPECT_EQ(unknown.verify, &DummyPasswordEntry());
+  EXPECT_FALSE(VerifyPassword(*unknown.verify, "pw"));
   EXPECT_STREQ(Run("wood", "127.0.0.1", "PLAIN", {"admin"}).reason, "malformed");
   EXPECT_STREQ(Run("wood", "127.0.0.1", "NULL").reason, "wrong_mechanism");
 }
