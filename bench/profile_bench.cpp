@@ -34,6 +34,7 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "bench/echo_workers.hpp"
 #include "broker/auth/password_file.hpp"
 #include "broker/broker.hpp"
 #include "proto/client.hpp"
@@ -41,6 +42,7 @@
 #include "proto/security.hpp"
 #include "proto/worker.hpp"
 #include "proto/zpl.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -108,24 +110,7 @@ std::string Fixed(double value, int decimals) {
 std::string Ratio(double value, double base) { return base > 0 ? Fixed(value / base, 2) : "-"; }
 
 // A private folder for the keys, the certificate store and the password file.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/zguard-profile-bench-XXXXXX";
-    if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using zguard::testing::TempDir;
 
 zguard::proto::Certificate MakeCertificate(const std::string& dir, const std::string& name,
                                            const std::string& identity) {
@@ -137,36 +122,6 @@ zguard::proto::Certificate MakeCertificate(const std::string& dir, const std::st
   }
   return cert;
 }
-
-// Majordomo echo workers on their own threads.
-class EchoWorkers {
- public:
-  EchoWorkers(zmq::context_t& context, const std::string& endpoint, int count) {
-    for (int i = 0; i < count; ++i) {
-      threads_.emplace_back([this, &context, endpoint] {
-        try {
-          zguard::proto::Worker worker(context, endpoint, kService);
-          while (!stop_.load()) {
-            auto request = worker.Receive(milliseconds(100));
-            if (request) worker.Reply(request->client, request->body);
-          }
-        } catch (const std::exception& e) {
-          std::cerr << "echo worker stopped: " << e.what() << "\n";
-        }
-      });
-    }
-  }
-  ~EchoWorkers() {
-    stop_ = true;
-    for (auto& thread : threads_) thread.join();
-  }
-  EchoWorkers(const EchoWorkers&) = delete;
-  EchoWorkers& operator=(const EchoWorkers&) = delete;
-
- private:
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-};
 
 // ---------------------------------------------------------------------------
 // 1. Handshakes: one fresh client per sample, one sample at a time.
@@ -560,7 +515,8 @@ int Run(const Options& options) {
   std::vector<std::string> problems;
 
   zmq::context_t context(options.io_threads);
-  EchoWorkers workers(context, broker.Endpoint("workers"), options.workers);
+  zguard::bench::EchoWorkers workers(context, broker.Endpoint("workers"), kService,
+                                     options.workers);
   std::this_thread::sleep_for(milliseconds(200));  // let the workers register
 
   std::cout << "zguard-profile-bench: seconds=" << options.seconds

@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench/echo_workers.hpp"
 #include "broker/broker.hpp"
 #include "proto/mdp.hpp"
 #include "proto/worker.hpp"
@@ -146,30 +147,6 @@ class RawEchoWorkers {
   std::vector<std::thread> threads_;
 };
 
-// Majordomo echo workers (zguard side).
-class MdpEchoWorkers {
- public:
-  MdpEchoWorkers(zmq::context_t& context, const std::string& endpoint, int count) {
-    for (int i = 0; i < count; ++i) {
-      threads_.emplace_back([this, &context, endpoint] {
-        zguard::proto::Worker worker(context, endpoint, "echo");
-        while (!stop_) {
-          auto request = worker.Receive(milliseconds(100));
-          if (request) worker.Reply(request->client, request->body);
-        }
-      });
-    }
-  }
-  ~MdpEchoWorkers() {
-    stop_ = true;
-    for (auto& thread : threads_) thread.join();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-};
-
 Result RunProxy(const Scenario& scenario, const Options& options, int io_threads) {
   // The proxy gets its own context, as the broker does: it stands for a
   // separate process.
@@ -218,7 +195,8 @@ Result RunZguard(const Scenario& scenario, const Options& options, int io_thread
   Result result;
   {
     zmq::context_t context(io_threads);
-    MdpEchoWorkers workers(context, broker.Endpoint("workers"), scenario.workers);
+    zguard::bench::EchoWorkers workers(context, broker.Endpoint("workers"), "echo",
+                                       scenario.workers);
     std::this_thread::sleep_for(milliseconds(200));
     result = Measure(context, broker.Endpoint("public"), true, scenario, options);
   }

@@ -4,6 +4,8 @@
 // request never reaches a worker.
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.hpp"
+
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -24,19 +26,6 @@ using Outcome = proto::CallResult::Outcome;
 // handshake never carries a request, so a refusal shows as a timeout.
 constexpr milliseconds kRefused{700};
 constexpr milliseconds kAccepted{5000};
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/zguard-security-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 proto::Certificate MakeCert(const std::string& dir, const std::string& name,
                             std::vector<std::pair<std::string, std::string>> meta = {}) {

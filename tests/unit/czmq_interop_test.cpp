@@ -4,8 +4,10 @@
 // driven through tests/interop/czmq_certgen.c, whose path the build passes as
 // ZGUARD_CZMQ_CERTGEN.
 #include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <zmq.h>
+#include "tests/support/temp_dir.hpp"
 
 #include <array>
 #include <atomic>
@@ -37,25 +39,7 @@ namespace {
 using std::chrono::milliseconds;
 using Outcome = proto::CallResult::Outcome;
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "czmq_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using zguard::testing::TempDir;
 
 std::string ShellQuote(const std::string& text) {
   std::string out = "'";

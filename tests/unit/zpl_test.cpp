@@ -4,8 +4,10 @@
 #include "proto/zpl.hpp"
 
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
 #include <zmq.h>
+#include "tests/support/temp_dir.hpp"
 
 #include <array>
 #include <cstdlib>
@@ -17,25 +19,7 @@
 namespace zguard::proto {
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "zpl_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using zguard::testing::TempDir;
 
 // Sets the process umask for one scope.
 class ScopedUmask {
