@@ -66,6 +66,10 @@ Router::Router(zmq::context_t& context, const config::Config& config,
     socket.set(zmq::sockopt::maxmsgsize, transport_limit);
     socket.set(zmq::sockopt::sndhwm, 100'000);
     socket.set(zmq::sockopt::rcvhwm, 100'000);
+    // Bounds a handshake the authenticator answered with 300 (rate limited,
+    // busy): libzmq neither closes nor completes it on its own for 30 s.
+    socket.set(zmq::sockopt::handshake_ivl,
+               static_cast<int>(config.broker.handshake_timeout.count()));
     ApplySecurity(socket, config.endpoints[i],
                   i < server_keys.size() ? server_keys[i] : auth::ServerKey{});
     sockets_.push_back(std::move(socket));
@@ -127,6 +131,7 @@ void Router::Run() {
     zmq::poll(items.data(), items.size(),
               std::max(std::chrono::milliseconds(0), wait + std::chrono::milliseconds(1)));
     now = Clock::now();
+    RefreshPolicy();  // one relaxed load unless a reload happened
     if ((items.back().revents & ZMQ_POLLIN) != 0 && !stopping_) {
       std::uint64_t count = 0;
       [[maybe_unused]] const auto got = read(stop_fd_, &count, sizeof count);
@@ -157,7 +162,7 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
     ++stats.messages_in;
     for (const auto& frame : frames_) stats.bytes_in += frame.size();
     const auth::Identity who = IdentityOf(endpoint);
-    const bool revoked = Revoked(endpoint, who);
+    const bool revoked = KeyRevoked(endpoint, who.key);
     if (clients) {
       const auto msg = proto::DecodeClientMessage(frames_);
       if (msg.error != nullptr) {
@@ -203,27 +208,35 @@ auth::Identity Router::IdentityOf(std::uint16_t endpoint) const {
                         key != nullptr ? key : ""};
 }
 
-bool Router::Revoked(std::uint16_t endpoint, const auth::Identity& who) {
-  if (authenticator_ == nullptr || !config_.endpoints[endpoint].UsesCurve()) return false;
+void Router::RefreshPolicy() {
+  if (authenticator_ == nullptr) return;
   const std::uint64_t version = authenticator_->policy_version();
-  if (version != policy_version_) {
-    // A reload happened: look the endpoints up once in the new policy.
-    policy_ = authenticator_->policy();
-    policy_version_ = version;
-    endpoint_policy_.assign(config_.endpoints.size(), nullptr);
-    for (std::size_t i = 0; i < config_.endpoints.size(); ++i) {
-      auto it = policy_->endpoints.find(config_.endpoints[i].name);
-      if (it != policy_->endpoints.end()) endpoint_policy_[i] = &it->second;
-    }
+  if (version == policy_version_) return;
+  // A reload happened: look the endpoints up once in the new policy.
+  policy_ = authenticator_->policy();
+  policy_version_ = version;
+  endpoint_policy_.assign(config_.endpoints.size(), nullptr);
+  for (std::size_t i = 0; i < config_.endpoints.size(); ++i) {
+    auto it = policy_->endpoints.find(config_.endpoints[i].name);
+    if (it != policy_->endpoints.end()) endpoint_policy_[i] = &it->second;
   }
+  // Registered workers whose key was revoked go now, before they are handed
+  // another request; clients are refused on their next message.
+  const std::size_t dropped = table_->DropWorkersIf(
+      [this](std::uint16_t endpoint, std::string_view key) { return KeyRevoked(endpoint, key); });
+  if (dropped > 0) spdlog::info("dropped {} worker(s) whose credentials were revoked", dropped);
+}
+
+bool Router::KeyRevoked(std::uint16_t endpoint, std::string_view key) const {
+  if (authenticator_ == nullptr || !config_.endpoints[endpoint].UsesCurve()) return false;
   const auth::EndpointPolicy* policy = endpoint_policy_[endpoint];
   if (policy == nullptr) return true;  // fail closed
-  if (!policy->revoked.empty() && policy->revoked.find(who.key) != policy->revoked.end()) {
+  if (!policy->revoked.empty() && policy->revoked.find(key) != policy->revoked.end()) {
     return true;
   }
   // Ironhouse: a key taken out of the store is no longer admitted either.
   return policy->profile == config::Profile::kIronhouse &&
-         policy->certificates.find(who.key) == policy->certificates.end();
+         policy->certificates.find(key) == policy->certificates.end();
 }
 
 void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more) {

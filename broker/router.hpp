@@ -74,7 +74,9 @@ class Router final : public Transport {
   // Who sent frames_ (ZAP User-Id and metadata), and whether the
   // credentials it connected with have been revoked since.
   auth::Identity IdentityOf(std::uint16_t endpoint) const;
-  bool Revoked(std::uint16_t endpoint, const auth::Identity& who);
+  // Picks up a reloaded policy (and drops workers it revokes).
+  void RefreshPolicy();
+  bool KeyRevoked(std::uint16_t endpoint, std::string_view key) const;
 
   const config::Config& config_;
   const auth::Authenticator* authenticator_;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "broker/config/units.hpp"
 
 namespace zguard {
@@ -140,7 +142,7 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
 
   if (service_name.rfind(proto::kMmiPrefix, 0) == 0) {
     ++stats_.mmi;
-    HandleMmi(client, service_name, frames, msg.body);
+    HandleMmi(client, service_name, frames, msg.body, who);
     return;
   }
   auto refuse = [&](proto::Status status, std::string_view reason) {
@@ -204,15 +206,16 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
 }
 
 void ServiceTable::HandleMmi(const ClientAddress& client, std::string_view service, Frames& frames,
-                             std::size_t body_begin) {
+                             std::size_t body_begin, const auth::Identity& who) {
   if (service == "mmi.service") {
     if (body_begin >= frames.size()) {
       transport_.SendToClient(client, service, {"400"});
       return;
     }
     const Service* target = FindService(proto::View(frames[body_begin]));
-    transport_.SendToClient(client, service,
-                            {target != nullptr && target->workers > 0 ? "200" : "404"});
+    // A service the caller may not call is reported as absent.
+    const bool visible = target != nullptr && target->clients.Allows(who);
+    transport_.SendToClient(client, service, {visible && target->workers > 0 ? "200" : "404"});
     return;
   }
   transport_.SendToClient(client, service, {"501"});
@@ -280,6 +283,8 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       if (!rule->Allows(who)) {
         // An identity that may not serve this service: refused by protocol.
         ++stats_.unauthorized_workers;
+        spdlog::warn("worker {} (key {}) may not serve {}: disconnected",
+                     who.user.empty() ? "-" : who.user, who.key.empty() ? "-" : who.key, name);
         transport_.SendDisconnect(endpoint, identity);
         return;
       }
@@ -287,6 +292,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       auto created = std::make_unique<Worker>();
       created->endpoint = endpoint;
       created->identity = std::string(identity);
+      created->key = std::string(who.key);
       created->service = GetOrCreateService(name);
       created->expiry = expiry;
       Worker& added = *created;

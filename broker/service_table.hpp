@@ -59,6 +59,7 @@ struct Request {
 struct Worker {
   std::uint16_t endpoint = 0;
   std::string identity;  // ROUTER routing id on `endpoint`
+  std::string key;       // CURVE public key it registered with ("" otherwise)
   Service* service = nullptr;
   Clock::time_point expiry;
   std::uint64_t current = 0;  // request id in flight, 0 when idle
@@ -161,6 +162,20 @@ class ServiceTable {
   void OnRevokedClient(std::uint16_t endpoint, Frames& frames, const proto::ClientMessage& msg);
   void OnRevokedWorker(std::uint16_t endpoint, std::string_view identity);
 
+  // Removes (and sends DISCONNECT to) every worker for which
+  // `revoked(endpoint, key)` holds; returns how many.
+  template <typename Predicate>
+  std::size_t DropWorkersIf(Predicate revoked) {
+    std::vector<Worker*> doomed;
+    for (auto& by_identity : workers_) {
+      for (auto& [identity, worker] : by_identity) {
+        if (revoked(worker->endpoint, worker->key)) doomed.push_back(worker.get());
+      }
+    }
+    for (Worker* worker : doomed) OnRevokedWorker(worker->endpoint, std::string(worker->identity));
+    return doomed.size();
+  }
+
   static constexpr auth::Identity kAnonymous{"anonymous", "", ""};
   // A frame sequence from a known worker that failed to decode: the worker is
   // dropped and told to disconnect.
@@ -194,7 +209,7 @@ class ServiceTable {
   void Dispatch(Service& service);
   void Answer(Request& request, proto::Status status, std::string_view reason);
   void HandleMmi(const ClientAddress& client, std::string_view service, Frames& frames,
-                 std::size_t body_begin);
+                 std::size_t body_begin, const auth::Identity& who);
   void RemoveWorker(Worker& worker, std::string_view why);
   Worker* FindWorker(std::uint16_t endpoint, std::string_view identity);
   void MakeIdle(Worker& worker);

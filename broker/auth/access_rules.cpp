@@ -47,6 +47,9 @@ std::optional<std::string> AccessList::Add(std::string_view entry) {
     keys_.emplace_back(key);
     return std::nullopt;
   }
+  if (entry.rfind("user:", 0) != 0 && entry.find(':') != std::string_view::npos) {
+    return "unknown prefix (entries are *, user:NAME, NAME, role:NAME or key:Z85)";
+  }
   const auto user = entry.rfind("user:", 0) == 0 ? entry.substr(5) : entry;
   if (!ValidName(user)) {
     return "expected *, user:NAME (or NAME), role:NAME or key:Z85";

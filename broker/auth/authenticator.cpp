@@ -33,6 +33,15 @@ void AppendProperty(std::string& out, std::string_view name, std::string_view va
   out.append(value);
 }
 
+// Failures are counted per endpoint and address: one misbehaving client does
+// not lock the same host out of the other endpoints.
+std::string LimiterKey(std::string_view domain, std::string_view address) {
+  std::string key(domain);
+  key += '\0';
+  key.append(address);
+  return key;
+}
+
 // Printable form of a peer-supplied value for logs: bounded, no control bytes.
 std::string Printable(std::string_view text) {
   std::string out;
@@ -54,6 +63,14 @@ Authenticator::Authenticator(zmq::context_t& context, std::shared_ptr<const Poli
                         std::to_string(reinterpret_cast<std::uintptr_t>(this))),
       limiter_(limits) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  // Make the dummy hash now, not on the first unknown user (which would stall
+  // the ZAP thread for one hash).
+  for (const auto& [name, endpoint] : policy_->endpoints) {
+    if (endpoint.profile == config::Profile::kWoodhouse) {
+      DummyPasswordEntry();
+      break;
+    }
+  }
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -143,7 +160,8 @@ std::map<std::string, std::uint64_t> Authenticator::DecisionCounts() const {
 
 void Authenticator::Record(const Decision& decision, std::string_view domain,
                            std::string_view mechanism, std::string_view address) {
-  if (decision.status == 400 && limiter_.RecordFailure(address, FailureLimiter::Clock::now())) {
+  if (decision.status == 400 &&
+      limiter_.RecordFailure(LimiterKey(domain, address), FailureLimiter::Clock::now())) {
     spdlog::warn("auth: address {} failed too often; refusing it without checks for a while",
                  Printable(address));
   }
@@ -193,7 +211,7 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
   for (std::size_t i = 8; i < frames.size(); ++i) {
     request.credentials.push_back(proto::View(frames[i]));
   }
-  if (limiter_.Blocked(request.address, FailureLimiter::Clock::now())) {
+  if (limiter_.Blocked(LimiterKey(request.domain, request.address), FailureLimiter::Clock::now())) {
     // Cooling down: no hash, no store look-up.
     counters_.rate_limited.fetch_add(1, std::memory_order_relaxed);
     Decision limited;

@@ -212,7 +212,7 @@ RevocationList LoadRevocationList(const std::string& file) {
   return ParseRevocationList(text, file);
 }
 
-SecurityLoad LoadSecurity(const config::Config& config) {
+SecurityLoad LoadSecurity(const config::Config& config, bool with_server_keys) {
   SecurityLoad out;
   auto policy = std::make_shared<Policy>();
   out.server_keys.resize(config.endpoints.size());
@@ -223,7 +223,7 @@ SecurityLoad LoadSecurity(const config::Config& config) {
       auto it = endpoint.lines.find(key);
       return it == endpoint.lines.end() ? endpoint.line : it->second;
     };
-    if (endpoint.UsesCurve()) {
+    if (with_server_keys && endpoint.UsesCurve()) {
       const bool own = !endpoint.key.empty();
       const std::string& file = own ? endpoint.key : config.keys.broker;
       const int line = own ? line_of("key") : config.keys.line;

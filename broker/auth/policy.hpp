@@ -59,7 +59,9 @@ struct SecurityLoad {
 // Reads every file the config names for security. Problems in those files are
 // reported with the file's own path and line; a missing or group/world-readable
 // secret key is an error naming the fix.
-SecurityLoad LoadSecurity(const config::Config& config);
+// `with_server_keys` false skips the CURVE server keys (a reload: they are
+// only used when the endpoints bind).
+SecurityLoad LoadSecurity(const config::Config& config, bool with_server_keys = true);
 
 // Pieces loaded on their own, for reloads and tests.
 struct CertificateStore {

@@ -24,7 +24,8 @@ void AppendStat(std::string& out, const std::string& path) {
   out += path;
   if (stat(path.c_str(), &info) == 0) {
     out += ':' + std::to_string(info.st_mtim.tv_sec) + '.' + std::to_string(info.st_mtim.tv_nsec) +
-           ':' + std::to_string(info.st_size) + ':' + std::to_string(info.st_ino);
+           ':' + std::to_string(info.st_size) + ':' + std::to_string(info.st_ino) + ':' +
+           std::to_string(info.st_mode) + ':' + std::to_string(info.st_uid);
   } else {
     out += ":missing";
   }
@@ -76,7 +77,7 @@ bool Reloader::ReloadNow() {
 }
 
 bool Reloader::Rebuild() {
-  auto loaded = LoadSecurity(config_);
+  auto loaded = LoadSecurity(config_, /*with_server_keys=*/false);
   if (!loaded.errors.empty()) {
     failures_.fetch_add(1);
     for (const auto& error : loaded.errors) {

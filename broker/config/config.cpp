@@ -235,11 +235,11 @@ bool IsValidName(std::string_view name) {
 }
 
 void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
-  if (!node ||
-      !r.CheckMap(node, "broker",
-                  {"io_threads", "heartbeat_interval", "heartbeat_liveness", "request_timeout",
-                   "max_message_size", "shutdown_grace", "unknown_service", "max_queued_requests",
-                   "auth_failure_limit", "auth_failure_window", "auth_cooldown"})) {
+  if (!node || !r.CheckMap(node, "broker",
+                           {"io_threads", "heartbeat_interval", "heartbeat_liveness",
+                            "request_timeout", "max_message_size", "shutdown_grace",
+                            "unknown_service", "max_queued_requests", "auth_failure_limit",
+                            "auth_failure_window", "auth_cooldown", "handshake_timeout"})) {
     return;
   }
   r.ReadInt(node["io_threads"], "broker.io_threads", 1, kMaxIoThreads, out.io_threads);
@@ -262,6 +262,8 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
   r.ReadDuration(node["auth_failure_window"], "broker.auth_failure_window", Duration(1),
                  out.auth_failure_window);
   r.ReadDuration(node["auth_cooldown"], "broker.auth_cooldown", Duration(1), out.auth_cooldown);
+  r.ReadDuration(node["handshake_timeout"], "broker.handshake_timeout", Duration(100),
+                 out.handshake_timeout);
 }
 
 void ReadLog(Reader& r, const YAML::Node& node, LogOptions& out) {

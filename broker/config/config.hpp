@@ -41,6 +41,8 @@ struct BrokerOptions {
   int auth_failure_limit = 10;           // 0 disables; default 10
   Duration auth_failure_window{60'000};  // default 1m
   Duration auth_cooldown{60'000};        // default 1m
+  // A handshake (including the ZAP answer) not finished by then is dropped.
+  Duration handshake_timeout{5000};  // default 5s
 };
 
 struct LogOptions {

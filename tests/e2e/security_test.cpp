@@ -275,6 +275,25 @@ TEST_F(SecurityTest, RevocationReachesAConnectedClientWithinASecond) {
   ExpectRefused("iron", Curve(alice_));  // and a new connection is refused at the handshake
 }
 
+TEST_F(SecurityTest, AWorkerTakenOutOfTheStoreIsDroppedBeforeItGetsMoreWork) {
+  proto::WorkerOptions legit;
+  legit.security = Curve(billing_worker_);
+  legit.heartbeat_interval = milliseconds(200);
+  WorkerThread billing(context_, broker_->Endpoint("iron-workers"), "billing", {}, legit);
+  ASSERT_EQ(Call("iron", Curve(alice_), kAccepted, "billing").outcome, Outcome::kOk);
+  ASSERT_EQ(std::remove((tmp_.path() + "/store/billing-worker.key").c_str()), 0);
+  // Once the reload lands the worker is dropped at once (not on its next
+  // message), so the next request waits for a worker instead of reaching it.
+  ASSERT_TRUE(WaitFor([&] {
+    const auto counts = broker_->authenticator().policy()->endpoints.at("iron-workers");
+    return counts.certificates.count(billing_worker_.public_key) == 0;
+  }));
+  std::this_thread::sleep_for(milliseconds(50));  // the router picks the policy up on its next loop
+  const auto result = Call("iron", Curve(alice_), milliseconds(800), "billing");
+  EXPECT_NE(result.outcome, Outcome::kOk);
+  EXPECT_EQ(billing.answered(), 1);
+}
+
 TEST_F(SecurityTest, ABrokenReloadKeepsThePreviousPolicy) {
   std::ofstream(tmp_.path() + "/revoked.txt", std::ios::app) << "this is not a key\n";
   std::this_thread::sleep_for(milliseconds(600));  // two reload periods

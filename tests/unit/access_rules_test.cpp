@@ -55,6 +55,8 @@ TEST(AccessList, RejectsBadEntries) {
   EXPECT_TRUE(list.Add("key:short").has_value());
   EXPECT_TRUE(list.Add("user:two words").has_value());
   EXPECT_TRUE(list.Add("").has_value());
+  EXPECT_TRUE(list.Add("Role:ops").has_value());  // a typo, not a user called "Role:ops"
+  EXPECT_TRUE(list.Add("group:ops").has_value());
 }
 
 }  // namespace
