@@ -60,16 +60,13 @@ std::optional<std::string> AccessList::Add(std::string_view entry) {
 
 bool AccessList::Allows(const Identity& identity) const {
   if (!configured_ || any_) return true;
-  for (const auto& user : users_) {
-    if (identity.user == user) return true;
-  }
-  for (const auto& key : keys_) {
-    if (identity.key == key) return true;
-  }
-  for (const auto& role : roles_) {
-    if (HasRole(identity.roles, role)) return true;
-  }
-  return false;
+  const auto is = [](std::string_view value) {
+    return [value](const std::string& entry) { return value == entry; };
+  };
+  return std::any_of(users_.begin(), users_.end(), is(identity.user)) ||
+         std::any_of(keys_.begin(), keys_.end(), is(identity.key)) ||
+         std::any_of(roles_.begin(), roles_.end(),
+                     [&](const std::string& role) { return HasRole(identity.roles, role); });
 }
 
 }  // namespace zguard::auth

@@ -79,9 +79,9 @@ class Authenticator {
   void Run();
   void RunVerifier(int index);
   void HandleRequest(std::vector<zmq::message_t>& frames);
-  void SendReply(zmq::socket_t& socket, std::string_view routing_id, std::string_view request_id,
-                 int status, std::string_view text, std::string_view user_id,
-                 std::string_view roles, std::string_view key);
+  static void SendReply(zmq::socket_t& socket, std::string_view routing_id,
+                        std::string_view request_id, int status, std::string_view text,
+                        std::string_view user_id, std::string_view roles, std::string_view key);
   void Record(const Decision& decision, std::string_view domain, std::string_view mechanism,
               std::string_view address);
 

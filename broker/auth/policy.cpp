@@ -19,10 +19,10 @@ namespace {
 constexpr std::size_t kMaxRevocationFile = 16U << 20;
 
 std::string Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
     text.remove_prefix(1);
   }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
     text.remove_suffix(1);
   }
   return std::string(text);
@@ -73,7 +73,9 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
   // YYYY-MM-DD[THH:MM:SS[.fff](Z|+HH:MM|-HH:MM)]
   if (text.size() < 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
   std::tm tm{};
-  int year = 0, month = 0, day = 0;
+  int year = 0;
+  int month = 0;
+  int day = 0;
   if (!ParseInt(text.substr(0, 4), year) || !ParseInt(text.substr(5, 2), month) ||
       !ParseInt(text.substr(8, 2), day) || month < 1 || month > 12 || day < 1 || day > 31) {
     return std::nullopt;
@@ -87,7 +89,9 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
     if ((rest[0] != 'T' && rest[0] != ' ') || rest.size() < 9 || rest[3] != ':' || rest[6] != ':') {
       return std::nullopt;
     }
-    int hour = 0, minute = 0, second = 0;
+    int hour = 0;
+    int minute = 0;
+    int second = 0;
     if (!ParseInt(rest.substr(1, 2), hour) || !ParseInt(rest.substr(4, 2), minute) ||
         !ParseInt(rest.substr(7, 2), second) || hour > 23 || minute > 59 || second > 60) {
       return std::nullopt;
@@ -103,7 +107,8 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
     if (rest == "Z") {
       rest = {};
     } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-      int oh = 0, om = 0;
+      int oh = 0;
+      int om = 0;
       if (!ParseInt(rest.substr(1, 2), oh) || !ParseInt(rest.substr(4, 2), om) || oh > 23 ||
           om > 59) {
         return std::nullopt;
