@@ -12,7 +12,8 @@ Broker::Broker(config::Config config) : config_(std::move(config)) {
 }
 
 Broker::~Broker() {
-  router_.reset();  // closes sockets (bounded linger) before the context ends
+  metrics_server_.reset();  // no scrape may run while the rest goes away
+  router_.reset();          // closes sockets (bounded linger) before the context ends
   reloader_.reset();
   if (authenticator_) authenticator_->Stop();
   authenticator_.reset();
@@ -31,16 +32,35 @@ std::vector<std::string> Broker::Start() {
   limits.limit = config_.broker.auth_failure_limit;
   limits.window = config_.broker.auth_failure_window;
   limits.cooldown = config_.broker.auth_cooldown;
-  authenticator_ = std::make_unique<auth::Authenticator>(context_, security.policy, limits);
+  if (config_.metrics.enabled) metrics_ = std::make_unique<Metrics>(config_);
+  authenticator_ =
+      std::make_unique<auth::Authenticator>(context_, security.policy, limits, metrics_.get());
   try {
     authenticator_->Start();
   } catch (const zmq::error_t& e) {
     return {std::string("cannot start the authenticator: ") + e.what()};
   }
-  reloader_ = std::make_unique<auth::Reloader>(config_, *authenticator_);
+  reloader_ = std::make_unique<auth::Reloader>(config_, *authenticator_,
+                                               std::chrono::milliseconds(250), metrics_.get());
   reloader_->Start();
-  router_ = std::make_unique<Router>(context_, config_, security.server_keys, authenticator_.get());
-  return router_->Bind();
+  router_ = std::make_unique<Router>(context_, config_, security.server_keys, authenticator_.get(),
+                                     metrics_.get());
+  problems = router_->Bind();
+  if (!problems.empty()) return problems;
+  if (metrics_) {
+    try {
+      metrics_server_ = std::make_unique<MetricsServer>(
+          config_.metrics.listen, metrics_->shared_registry(),
+          [this] { return ready_.load() && authenticator_->running(); });
+      spdlog::info("metrics on http://{}:{}/metrics",
+                   config_.metrics.listen.substr(0, config_.metrics.listen.rfind(':')),
+                   metrics_server_->port());
+    } catch (const std::exception& e) {
+      return {e.what()};
+    }
+  }
+  ready_ = true;
+  return {};
 }
 
 void Broker::Run() { router_->Run(); }

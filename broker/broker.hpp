@@ -3,6 +3,7 @@
 // `zguard serve` and, in-process, by the end-to-end tests.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "broker/auth/authenticator.hpp"
 #include "broker/auth/reloader.hpp"
 #include "broker/config/config.hpp"
+#include "broker/metrics.hpp"
+#include "broker/metrics_server.hpp"
 #include "broker/router.hpp"
 
 namespace zguard {
@@ -40,6 +43,9 @@ class Broker {
   // (SIGHUP). Returns false when the files have errors (the old policy stays).
   bool ReloadSecurity() { return reloader_ && reloader_->ReloadNow(); }
 
+  // Port of the metrics HTTP server, 0 when metrics are off.
+  int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+
   // Bound address of the endpoint named `name`, or "" if none.
   std::string Endpoint(const std::string& name) const;
 
@@ -50,6 +56,9 @@ class Broker {
  private:
   config::Config config_;
   zmq::context_t context_;
+  std::unique_ptr<Metrics> metrics_;  // null when metrics are off
+  std::unique_ptr<MetricsServer> metrics_server_;
+  std::atomic<bool> ready_{false};
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<auth::Reloader> reloader_;
   std::unique_ptr<Router> router_;

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 #include <cerrno>
+#include <cstring>
 
 #include "broker/config/units.hpp"
 #include "proto/mdp.hpp"
@@ -52,8 +53,8 @@ void ApplySecurity(zmq::socket_t& socket, const config::EndpointConfig& endpoint
 
 Router::Router(zmq::context_t& context, const config::Config& config,
                const std::vector<auth::ServerKey>& server_keys,
-               const auth::Authenticator* authenticator)
-    : config_(config), authenticator_(authenticator) {
+               const auth::Authenticator* authenticator, Metrics* metrics)
+    : config_(config), authenticator_(authenticator), metrics_(metrics) {
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   // Frames above this are refused by libzmq itself (the connection is
@@ -76,7 +77,27 @@ Router::Router(zmq::context_t& context, const config::Config& config,
   }
   bound_.resize(config.endpoints.size());
   stats_.resize(config.endpoints.size());
-  table_ = std::make_unique<ServiceTable>(TableSettings::From(config), *this);
+  TableSettings settings = TableSettings::From(config);
+  settings.metrics = metrics;
+  table_ = std::make_unique<ServiceTable>(std::move(settings), *this);
+  if (metrics_ != nullptr) {
+    // Connections and handshake failures come from libzmq's socket monitor.
+    constexpr int kEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    for (std::size_t i = 0; i < sockets_.size(); ++i) {
+      const std::string address = "inproc://zguard.monitor." +
+                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "." +
+                                  std::to_string(i);
+      if (zmq_socket_monitor(sockets_[i].handle(), address.c_str(), kEvents) != 0) {
+        throw zmq::error_t();
+      }
+      zmq::socket_t monitor(context, zmq::socket_type::pair);
+      monitor.set(zmq::sockopt::linger, 0);
+      monitor.connect(address);
+      monitors_.push_back(std::move(monitor));
+    }
+  }
 }
 
 Router::~Router() {
@@ -119,6 +140,7 @@ void Router::BeginShutdown() {
 void Router::Run() {
   std::vector<zmq::pollitem_t> items;
   for (auto& socket : sockets_) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& monitor : monitors_) items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
   Clock::time_point drain_deadline{};
 
@@ -143,6 +165,11 @@ void Router::Run() {
         HandleReadable(static_cast<std::uint16_t>(i), now);
       }
     }
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+      if ((items[sockets_.size() + i].revents & ZMQ_POLLIN) != 0) {
+        HandleMonitor(static_cast<std::uint16_t>(i));
+      }
+    }
     if (now >= table_->NextTimer()) table_->OnTimer(now);
   }
   if (table_->LiveRequests() > 0) {
@@ -160,13 +187,21 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
     if (!proto::ReceiveMultipart(socket, frames_, true)) return;
     auto& stats = stats_[endpoint];
     ++stats.messages_in;
-    for (const auto& frame : frames_) stats.bytes_in += frame.size();
+    std::uint64_t bytes = 0;
+    for (const auto& frame : frames_) bytes += frame.size();
+    stats.bytes_in += bytes;
+    if (metrics_ != nullptr) {
+      const EndpointMetrics& m = metrics_->endpoint(endpoint);
+      m.messages_in->Increment();
+      m.bytes_in->Increment(static_cast<double>(bytes));
+    }
     const auth::Identity who = IdentityOf(endpoint);
     const bool revoked = KeyRevoked(endpoint, who.key);
     if (clients) {
       const auto msg = proto::DecodeClientMessage(frames_);
       if (msg.error != nullptr) {
         ++table_->mutable_stats().malformed_client;
+        if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
         spdlog::debug("endpoint {}: dropped malformed client message: {}",
                       config_.endpoints[endpoint].name, msg.error);
         continue;
@@ -185,6 +220,7 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
       if (msg.error != nullptr) {
         spdlog::debug("endpoint {}: dropped malformed worker message: {}",
                       config_.endpoints[endpoint].name, msg.error);
+        if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
         table_->OnMalformedWorkerMessage(endpoint, proto::View(frames_[0]), now);
         continue;
       }
@@ -243,7 +279,41 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
   auto& stats = stats_[endpoint];
   stats.bytes_out += frame.size();
   if (!more) ++stats.messages_out;
+  if (metrics_ != nullptr) {
+    const EndpointMetrics& m = metrics_->endpoint(endpoint);
+    m.bytes_out->Increment(static_cast<double>(frame.size()));
+    if (!more) m.messages_out->Increment();
+  }
   sockets_[endpoint].send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+void Router::HandleMonitor(std::uint16_t endpoint) {
+  std::vector<zmq::message_t> frames;
+  while (proto::ReceiveMultipart(monitors_[endpoint], frames, true)) {
+    if (frames.empty() || frames[0].size() < 6) continue;
+    std::uint16_t event = 0;
+    std::memcpy(&event, frames[0].data(), sizeof event);
+    const EndpointMetrics& m = metrics_->endpoint(endpoint);
+    switch (event) {
+      case ZMQ_EVENT_ACCEPTED:
+        m.connections->Increment();
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        m.connections->Decrement();
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        metrics_->CountHandshakeFailure(endpoint, "no_detail");
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        metrics_->CountHandshakeFailure(endpoint, "protocol");
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        metrics_->CountHandshakeFailure(endpoint, "auth");
+        break;
+      default:
+        break;
+    }
+  }
 }
 
 void Router::SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more) {

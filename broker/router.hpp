@@ -16,6 +16,7 @@
 #include "broker/auth/authenticator.hpp"
 #include "broker/auth/policy.hpp"
 #include "broker/config/config.hpp"
+#include "broker/metrics.hpp"
 #include "broker/service_table.hpp"
 
 namespace zguard {
@@ -33,9 +34,10 @@ class Router final : public Transport {
   // `context` and `config` must outlive the Router. `server_keys` (by endpoint
   // index) holds the CURVE key of each stonehouse/ironhouse endpoint.
   // `authenticator` (may be null: no revocation checks) must outlive the Router.
+  // `metrics` (may be null: no metrics) must outlive the Router.
   Router(zmq::context_t& context, const config::Config& config,
          const std::vector<auth::ServerKey>& server_keys,
-         const auth::Authenticator* authenticator = nullptr);
+         const auth::Authenticator* authenticator = nullptr, Metrics* metrics = nullptr);
   ~Router() override;
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -78,8 +80,12 @@ class Router final : public Transport {
   void RefreshPolicy();
   bool KeyRevoked(std::uint16_t endpoint, std::string_view key) const;
 
+  void HandleMonitor(std::uint16_t endpoint);
+
   const config::Config& config_;
   const auth::Authenticator* authenticator_;
+  Metrics* metrics_;
+  std::vector<zmq::socket_t> monitors_;  // socket monitor per endpoint (with metrics)
   std::uint64_t policy_version_ = 0;
   std::shared_ptr<const auth::Policy> policy_;                // refreshed when the version moves
   std::vector<const auth::EndpointPolicy*> endpoint_policy_;  // by endpoint index

@@ -42,6 +42,10 @@ TableSettings TableSettings::From(const config::Config& config) {
 
 ServiceTable::ServiceTable(TableSettings settings, Transport& transport, Clock::time_point now)
     : settings_(std::move(settings)), transport_(transport) {
+  if (settings_.metrics != nullptr) {
+    unknown_metrics_ = settings_.metrics->ForService("_unknown");
+    none_metrics_ = settings_.metrics->ForService("_none");
+  }
   for (const auto& [name, service_config] : settings_.services) {
     Service* service = GetOrCreateService(name);
     service->declared = true;
@@ -51,11 +55,26 @@ ServiceTable::ServiceTable(TableSettings settings, Transport& transport, Clock::
 
 ServiceTable::~ServiceTable() = default;
 
+void ServiceTable::Count(const Service* service, Outcome outcome) {
+  if (settings_.metrics == nullptr) return;
+  ServiceMetrics* metrics = service != nullptr ? service->metrics : unknown_metrics_;
+  metrics->Count(outcome);
+}
+
+void ServiceTable::UpdateGauges(const Service& service) {
+  if (service.metrics == nullptr) return;
+  const auto idle = static_cast<double>(service.idle.size());
+  service.metrics->idle->Set(idle);
+  service.metrics->busy->Set(static_cast<double>(service.workers) - idle);
+  service.metrics->queued->Set(static_cast<double>(service.queue.size()));
+}
+
 Service* ServiceTable::GetOrCreateService(std::string_view name) {
   auto it = services_.find(name);
   if (it != services_.end()) return it->second.get();
   auto service = std::make_unique<Service>();
   service->name = std::string(name);
+  if (settings_.metrics != nullptr) service->metrics = settings_.metrics->ForService(name);
   service->request_timeout = settings_.request_timeout;
   service->max_queued = settings_.max_queued_requests;
   if (auto conf = settings_.services.find(name); conf != settings_.services.end()) {
@@ -149,27 +168,32 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
     const std::string code = std::to_string(static_cast<int>(status));
     transport_.SendToClient(client, service_name, {proto::kErrorMarker, code, reason});
   };
+  const auto known = services_.find(service_name);
+  const Service* existing = known == services_.end() ? nullptr : known->second.get();
   if (service_name.empty()) {
     ++stats_.bad_requests;
+    if (none_metrics_ != nullptr) none_metrics_->Count(Outcome::kMalformed);
     refuse(proto::Status::kBadRequest, "empty service name");
     return;
   }
   if (!accepting_) {
     ++stats_.shutdown_refused;
+    Count(existing, Outcome::kShutdown);
     refuse(proto::Status::kNoWorker, "broker is shutting down");
     return;
   }
   if (BodySize(frames, msg.body) > settings_.max_message_size) {
     ++stats_.too_large;
+    Count(existing, Outcome::kTooLarge);
     refuse(proto::Status::kTooLarge, "request body exceeds max_message_size (" +
                                          config::FormatSize(settings_.max_message_size) + ")");
     return;
   }
-  auto found = services_.find(service_name);
-  Service* service = found == services_.end() ? nullptr : found->second.get();
+  Service* service = known == services_.end() ? nullptr : known->second.get();
   if (service == nullptr) {
     if (settings_.unknown_service == config::UnknownService::kReject) {
       ++stats_.unknown_service;
+      Count(nullptr, Outcome::kUnknownService);
       refuse(proto::Status::kUnknownService, "unknown service");
       return;
     }
@@ -177,11 +201,13 @@ void ServiceTable::OnClientMessage(std::uint16_t endpoint, Frames& frames,
   }
   if (!service->clients.Allows(who)) {
     ++stats_.unauthorized;
+    Count(service, Outcome::kUnauthorized);
     refuse(proto::Status::kForbidden, "not authorized to call this service");
     return;
   }
   if (service->queue.size() >= service->max_queued) {
     ++stats_.busy;
+    Count(service, Outcome::kBusy);
     refuse(proto::Status::kBusy, "service queue is full (max_queued_requests " +
                                      std::to_string(service->max_queued) + ")");
     return;
@@ -231,6 +257,7 @@ void ServiceTable::Dispatch(Service& service) {
     ++request.attempts;
     transport_.SendRequest(worker, request, service.redispatch);
   }
+  UpdateGauges(service);  // every change of idle workers or queue passes here
 }
 
 void ServiceTable::Answer(Request& request, proto::Status status, std::string_view reason) {
@@ -327,17 +354,25 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
       if (request != nullptr && request->worker == worker) {
         if (BodySize(frames, msg.body) > settings_.max_message_size) {
           ++stats_.too_large;
+          Count(request->service, Outcome::kTooLarge);
           Answer(*request, proto::Status::kTooLarge,
                  "reply body exceeds max_message_size (" +
                      config::FormatSize(settings_.max_message_size) + ")");
         } else {
           transport_.SendReply(*request, frames, msg.body);
           ++stats_.replies;
+          if (const ServiceMetrics* metrics = request->service->metrics) {
+            metrics->Count(Outcome::kOk);
+            metrics->duration->Observe(
+                std::chrono::duration<double>(now - request->received).count());
+          }
           FreeRequest(*request);
         }
       } else {
         // The request already timed out and was answered: drop the reply.
         ++stats_.late_replies;
+        if (worker->service->metrics != nullptr)
+          worker->service->metrics->late_replies->Increment();
       }
       MakeIdle(*worker);
       return;
@@ -360,6 +395,7 @@ void ServiceTable::OnWorkerMessage(std::uint16_t endpoint, Frames& frames,
 void ServiceTable::OnRevokedClient(std::uint16_t endpoint, Frames& frames,
                                    const proto::ClientMessage& msg) {
   ++stats_.revoked;
+  if (none_metrics_ != nullptr) none_metrics_->Count(Outcome::kRevoked);
   ClientAddress client;
   client.endpoint = endpoint;
   client.routing_id.assign(proto::View(frames[0]));
@@ -396,6 +432,7 @@ void ServiceTable::RemoveWorker(Worker& worker, std::string_view why) {
         service.queue.PushFront(*request);
       } else {
         ++stats_.worker_lost;
+        Count(&service, Outcome::kWorkerLost);
         reason_.assign("worker lost while handling the request (");
         reason_.append(why);
         reason_.append(")");
@@ -416,11 +453,13 @@ void ServiceTable::ExpireRequests(Service& service, Clock::time_point now) {
     Request& request = *service.pending.front();
     if (request.worker != nullptr) {
       ++stats_.timeouts;
+      Count(&service, Outcome::kTimeout);
       // The worker stays busy until its (late) reply or its death.
       Answer(request, proto::Status::kTimeout,
              "worker did not reply within " + Seconds(service.request_timeout));
     } else {
       ++stats_.no_worker;
+      Count(&service, Outcome::kNoWorker);
       Answer(request, proto::Status::kNoWorker,
              service.workers == 0
                  ? "no worker for the service within " + Seconds(service.request_timeout)
@@ -433,6 +472,7 @@ void ServiceTable::OnTimer(Clock::time_point now) {
   for (auto it = services_.begin(); it != services_.end();) {
     Service& service = *it->second;
     ExpireRequests(service, now);
+    UpdateGauges(service);
     // An undeclared service with no workers and no requests is forgotten once
     // it has stayed so for service_retention.
     const bool unused = !service.declared && service.workers == 0 && service.pending.empty();
@@ -480,6 +520,7 @@ void ServiceTable::FailAllAndDisconnect(std::string_view reason) {
     while (!service->pending.empty()) {
       Request& request = *service->pending.front();
       ++stats_.shutdown_refused;
+      Count(service.get(), Outcome::kShutdown);
       Answer(request, proto::Status::kNoWorker, reason);
     }
   }

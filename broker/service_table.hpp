@@ -21,6 +21,7 @@
 #include "broker/auth/access_rules.hpp"
 #include "broker/config/config.hpp"
 #include "broker/intrusive_list.hpp"
+#include "broker/metrics.hpp"
 #include "proto/mdp.hpp"
 
 namespace zguard {
@@ -74,9 +75,10 @@ struct Service {
   bool forward_identity = false;
   std::chrono::milliseconds request_timeout{0};
   std::uint64_t max_queued = 0;
-  auth::AccessList clients;      // who may call it (services.NAME.clients)
-  auth::AccessList worker_rule;  // who may serve it (services.NAME.workers)
-  std::size_t workers = 0;       // registered workers, idle or busy
+  ServiceMetrics* metrics = nullptr;  // Prometheus handles; null without metrics
+  auth::AccessList clients;           // who may call it (services.NAME.clients)
+  auth::AccessList worker_rule;       // who may serve it (services.NAME.workers)
+  std::size_t workers = 0;            // registered workers, idle or busy
   // First timer tick that found it with no workers and no requests; {} while
   // in use. Undeclared services are forgotten service_retention after it.
   Clock::time_point unused_since;
@@ -136,6 +138,7 @@ struct TableSettings {
   // and no requests; until then requests for it queue instead of 404.
   std::chrono::milliseconds service_retention{60'000};
   std::map<std::string, config::ServiceConfig, std::less<>> services;
+  Metrics* metrics = nullptr;  // optional; must outlive the table
 
   static TableSettings From(const config::Config& config);
 };
@@ -214,6 +217,10 @@ class ServiceTable {
   Worker* FindWorker(std::uint16_t endpoint, std::string_view identity);
   void MakeIdle(Worker& worker);
   void ExpireRequests(Service& service, Clock::time_point now);
+  // Metrics: count one outcome for a service (or for "_unknown"/"_none" when
+  // `service` is null), and refresh its worker and queue gauges.
+  void Count(const Service* service, Outcome outcome);
+  void UpdateGauges(const Service& service);
 
   TableSettings settings_;
   Transport& transport_;
@@ -226,7 +233,9 @@ class ServiceTable {
   std::vector<std::uint32_t> free_slots_;
   std::atomic<std::size_t> live_requests_{0};
   Clock::time_point next_heartbeat_;
-  std::string reason_;  // reused buffer for error texts
+  std::string reason_;                         // reused buffer for error texts
+  ServiceMetrics* unknown_metrics_ = nullptr;  // service="_unknown"
+  ServiceMetrics* none_metrics_ = nullptr;     // service="_none" (no usable name)
 };
 
 // The 8-byte client address the broker puts in REQUEST frames.

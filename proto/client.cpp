@@ -23,12 +23,16 @@ void Client::Connect() {
 CallResult Client::Call(std::string_view service, const std::vector<std::string>& body,
                         std::chrono::milliseconds timeout) {
   CallResult result;
+  if (stale_) {
+    Connect();
+    stale_ = false;
+  }
   if (!socket_.send(zmq::message_t(), zmq::send_flags::sndmore)) {
     // No live connection within the send timeout (e.g. the handshake was
     // refused): report it as a timeout and start over on a fresh socket.
     result.outcome = CallResult::Outcome::kTimeout;
     result.reason = "no connection to " + endpoint_ + " (refused or unreachable)";
-    Connect();
+    stale_ = true;
     return result;
   }
   socket_.send(Frame(kClientHeader), zmq::send_flags::sndmore);
@@ -46,7 +50,7 @@ CallResult Client::Call(std::string_view service, const std::vector<std::string>
     if (left.count() <= 0 || zmq::poll(&item, 1, left) == 0) {
       result.outcome = CallResult::Outcome::kTimeout;
       result.reason = "no reply within " + std::to_string(timeout.count()) + "ms";
-      Connect();  // drop the socket so a late reply cannot leak into the next call
+      stale_ = true;  // a late reply must not leak into the next call: new socket then
       return result;
     }
     ReceiveMultipart(socket_, frames_, false);

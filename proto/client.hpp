@@ -48,6 +48,7 @@ class Client {
   std::string endpoint_;
   ClientOptions options_;
   zmq::socket_t socket_;
+  bool stale_ = false;                  // the last call failed: reconnect before the next one
   std::vector<zmq::message_t> frames_;  // reused for every reply
 };
 

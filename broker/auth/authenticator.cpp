@@ -55,12 +55,13 @@ std::string Printable(std::string_view text) {
 }  // namespace
 
 Authenticator::Authenticator(zmq::context_t& context, std::shared_ptr<const Policy> policy,
-                             FailureLimits limits, int verifier_threads)
+                             FailureLimits limits, Metrics* metrics, int verifier_threads)
     : context_(context),
       policy_(std::move(policy)),
       verifier_count_(std::max(1, verifier_threads)),
       results_endpoint_("inproc://zguard.auth.results." +
                         std::to_string(reinterpret_cast<std::uintptr_t>(this))),
+      metrics_(metrics),
       limiter_(limits) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   // Make the dummy hash now, not on the first unknown user (which would stall
@@ -97,6 +98,7 @@ void Authenticator::Start() {
   for (int i = 0; i < verifier_count_; ++i) {
     verifiers_.emplace_back([this, i] { RunVerifier(i); });
   }
+  running_ = true;
   thread_ = std::thread([this, results = std::move(results)]() mutable {
     try {
       std::vector<zmq::message_t> frames;
@@ -120,6 +122,7 @@ void Authenticator::Start() {
       if (e.num() != ETERM) spdlog::critical("authenticator stopped: {}", e.what());
     }
     zap_.close();
+    running_ = false;
   });
 }
 
@@ -164,6 +167,10 @@ void Authenticator::Record(const Decision& decision, std::string_view domain,
       limiter_.RecordFailure(LimiterKey(domain, address), FailureLimiter::Clock::now())) {
     spdlog::warn("auth: address {} failed too often; refusing it without checks for a while",
                  Printable(address));
+  }
+  if (metrics_ != nullptr) {
+    metrics_->CountAuthDecision(Printable(domain), Printable(mechanism), decision.status == 200,
+                                decision.reason);
   }
   {
     // Handshakes, not messages: a lock and a small map are fine here. The
@@ -224,6 +231,7 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
   const auto policy = this->policy();
   Decision decision = Decide(*policy, request, SystemClock::now());
   if (decision.verify == nullptr) {
+    if (metrics_ != nullptr) metrics_->ObserveAuthQueue(0.0);  // answered on arrival
     Record(decision, request.domain, request.mechanism, request.address);
     SendReply(zap_, routing_id, request_id, decision.status, decision.reason, decision.user_id,
               decision.roles, decision.key);
@@ -238,6 +246,7 @@ void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
   job.user_id = std::move(decision.user_id);
   job.roles = std::move(decision.roles);
   job.hash = decision.verify->hash;
+  job.queued_at = std::chrono::steady_clock::now();
   job.deny_reason = decision.status == 200 ? nullptr : decision.reason;
   job.plaintext = decision.verify->plaintext;
   job.password = std::string(request.credentials[1]);
@@ -282,6 +291,10 @@ void Authenticator::RunVerifier(int /*index*/) {
       if (stopping_) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
+    }
+    if (metrics_ != nullptr) {
+      metrics_->ObserveAuthQueue(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - job.queued_at).count());
     }
     PasswordEntry entry;
     entry.hash = std::move(job.hash);

@@ -24,6 +24,7 @@
 
 #include "broker/auth/failure_limiter.hpp"
 #include "broker/auth/policy.hpp"
+#include "broker/metrics.hpp"
 
 namespace zguard::auth {
 
@@ -39,8 +40,12 @@ struct AuthCounters {
 class Authenticator {
  public:
   // `context` must outlive the Authenticator.
+  // `metrics` (may be null) must outlive the Authenticator.
   Authenticator(zmq::context_t& context, std::shared_ptr<const Policy> policy,
-                FailureLimits limits = {}, int verifier_threads = 2);
+                FailureLimits limits = {}, Metrics* metrics = nullptr, int verifier_threads = 2);
+
+  // True while the ZAP thread runs (for /readyz).
+  bool running() const { return running_.load(); }
   ~Authenticator();
   Authenticator(const Authenticator&) = delete;
   Authenticator& operator=(const Authenticator&) = delete;
@@ -72,8 +77,10 @@ class Authenticator {
     std::string roles;
     std::string hash;  // a copy of the entry: the policy may be swapped meanwhile
     bool plaintext = false;
-    const char* deny_reason = nullptr;  // set: deny whatever the hash says (unknown user)
-    std::string password;               // wiped after use
+    const char* deny_reason = nullptr;
+    std::chrono::steady_clock::time_point
+        queued_at;         // set: deny whatever the hash says (unknown user)
+    std::string password;  // wiped after use
   };
 
   void Run();
@@ -98,6 +105,8 @@ class Authenticator {
   bool stopping_ = false;  // guarded by jobs_mutex_
   zmq::socket_t zap_;
   AuthCounters counters_;
+  Metrics* metrics_;
+  std::atomic<bool> running_{false};
   FailureLimiter limiter_;
   std::atomic<std::uint64_t> version_{1};
   mutable std::mutex decisions_mutex_;

@@ -35,8 +35,8 @@ void AppendStat(std::string& out, const std::string& path) {
 }  // namespace
 
 Reloader::Reloader(const config::Config& config, Authenticator& authenticator,
-                   std::chrono::milliseconds interval)
-    : config_(config), authenticator_(authenticator), interval_(interval) {
+                   std::chrono::milliseconds interval, Metrics* metrics)
+    : config_(config), authenticator_(authenticator), metrics_(metrics), interval_(interval) {
   fingerprint_ = Fingerprint();
 }
 
@@ -80,6 +80,7 @@ bool Reloader::Rebuild() {
   auto loaded = LoadSecurity(config_, /*with_server_keys=*/false);
   if (!loaded.errors.empty()) {
     failures_.fetch_add(1);
+    if (metrics_ != nullptr) metrics_->CountReload(false);
     for (const auto& error : loaded.errors) {
       spdlog::error("reload failed, keeping the previous policy: {}", error.ToString());
     }
@@ -88,6 +89,7 @@ bool Reloader::Rebuild() {
   for (const auto& warning : loaded.warnings) spdlog::warn("reload: {}", warning.ToString());
   authenticator_.SetPolicy(std::move(loaded.policy));
   reloads_.fetch_add(1);
+  if (metrics_ != nullptr) metrics_->CountReload(true);
   spdlog::info("security policy reloaded");
   return true;
 }

@@ -23,7 +23,8 @@ class Reloader {
  public:
   // `config` and `authenticator` must outlive the Reloader.
   Reloader(const config::Config& config, Authenticator& authenticator,
-           std::chrono::milliseconds interval = std::chrono::milliseconds(250));
+           std::chrono::milliseconds interval = std::chrono::milliseconds(250),
+           Metrics* metrics = nullptr);
   ~Reloader();
   Reloader(const Reloader&) = delete;
   Reloader& operator=(const Reloader&) = delete;
@@ -48,6 +49,7 @@ class Reloader {
 
   const config::Config& config_;
   Authenticator& authenticator_;
+  Metrics* metrics_;
   std::chrono::milliseconds interval_;
   std::string fingerprint_;  // guarded by reload_mutex_
   std::mutex reload_mutex_;  // one rebuild at a time

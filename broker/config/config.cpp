@@ -377,6 +377,34 @@ void ReadEndpoints(Reader& r, const YAML::Node& node, std::vector<EndpointConfig
   }
 }
 
+void ReadMetrics(Reader& r, const YAML::Node& node, MetricsConfig& out) {
+  if (!node) return;
+  out.enabled = true;  // a metrics: section turns them on unless it says otherwise
+  out.line = node.Mark().line + 1;
+  if (node.IsNull() || !r.CheckMap(node, "metrics", {"enabled", "listen"})) return;
+  r.ReadBool(node["enabled"], "metrics.enabled", out.enabled);
+  if (auto listen = r.ReadString(node["listen"], "metrics.listen")) {
+    const auto colon = listen->rfind(':');
+    const std::string port = colon == std::string::npos ? "" : listen->substr(colon + 1);
+    const bool port_ok = !port.empty() && port.size() <= 5 &&
+                         port.find_first_not_of("0123456789") == std::string::npos &&
+                         std::stoi(port) <= 65535;
+    if (colon == std::string::npos || colon == 0 || !port_ok) {
+      r.Error(node["listen"], "metrics.listen",
+              "expected HOST:PORT such as 127.0.0.1:9464 (port 0 picks a free one), got " +
+                  Quote(*listen));
+    } else {
+      out.listen = *listen;
+      const std::string host = listen->substr(0, colon);
+      if (out.enabled && host != "127.0.0.1" && host != "[::1]" && host != "localhost") {
+        r.Warning(node["listen"], "metrics.listen",
+                  "metrics served on a non-loopback address: anyone who can reach it sees "
+                  "endpoint and service names and traffic figures");
+      }
+    }
+  }
+}
+
 void ReadKeys(Reader& r, const YAML::Node& node, KeysConfig& out) {
   if (!node || !r.CheckMap(node, "keys", {"broker"})) return;
   if (auto broker = r.ReadString(node["broker"], "keys.broker")) {
@@ -570,7 +598,9 @@ LoadResult Load(Reader& r, const std::function<YAML::Node()>& parse) {
     config.path = r.file();
     if (!root || root.IsNull()) {
       r.errors().push_back(Diagnostic{r.file(), 1, 1, "", "the config file is empty"});
-    } else if (r.CheckMap(root, "", {"broker", "log", "keys", "endpoints", "services"})) {
+    } else if (r.CheckMap(root, "",
+                          {"broker", "log", "keys", "metrics", "endpoints", "services"})) {
+      ReadMetrics(r, root["metrics"], config.metrics);
       ReadBroker(r, root["broker"], config.broker);
       ReadLog(r, root["log"], config.log);
       ReadKeys(r, root["keys"], config.keys);

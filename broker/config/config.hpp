@@ -80,6 +80,13 @@ struct EndpointConfig {
   bool UsesZap() const { return profile != Profile::kGrasslands; }
 };
 
+// Prometheus /metrics, /healthz and /readyz over HTTP.
+struct MetricsConfig {
+  bool enabled = false;                   // off unless a `metrics:` section is given
+  std::string listen = "127.0.0.1:9464";  // HOST:PORT; port 0 picks a free one
+  int line = 0;
+};
+
 struct KeysConfig {
   std::string broker;  // secret certificate for CURVE endpoints without their own `key`
   int line = 0;
@@ -105,6 +112,7 @@ struct Config {
   BrokerOptions broker;
   LogOptions log;
   KeysConfig keys;
+  MetricsConfig metrics;
   std::vector<EndpointConfig> endpoints;
   std::map<std::string, ServiceConfig, std::less<>> services;
 };

@@ -362,8 +362,13 @@ services:
 }
 
 TEST(WorkerLibrary, ReconnectsAndReregistersAfterABrokerRestart) {
-  auto first = std::make_unique<RunningBroker>(
-      TestConfigYaml("  heartbeat_interval: 50ms\n", "services:\n  echo: {}\n"));
+  // ipc endpoints: a TCP port freed by the first broker could be taken by a
+  // parallel test before the second one binds it.
+  const std::string base = "ipc:///tmp/zguard-restart-" + std::to_string(getpid());
+  std::string yaml = TestConfigYaml("  heartbeat_interval: 50ms\n", "services:\n  echo: {}\n");
+  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, base + "-clients");
+  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, base + "-workers");
+  auto first = std::make_unique<RunningBroker>(yaml);
   const std::string clients = first->clients();
   const std::string workers = first->workers();
   zmq::context_t context;
@@ -376,9 +381,6 @@ TEST(WorkerLibrary, ReconnectsAndReregistersAfterABrokerRestart) {
     ASSERT_EQ(client.Call("echo", {"before"}, milliseconds(3000)).outcome, Outcome::kOk);
   }
   first.reset();  // broker gone; the worker hears nothing and reconnects
-  std::string yaml = TestConfigYaml("  heartbeat_interval: 50ms\n", "services:\n  echo: {}\n");
-  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, clients);
-  yaml.replace(yaml.find("tcp://127.0.0.1:*"), 17, workers);
   RunningBroker second(yaml);
   proto::Client client(context, clients);
   const auto result = client.Call("echo", {"after"}, milliseconds(3000));

@@ -156,9 +156,9 @@ TEST_F(SecurityTest, StrawhouseAllowsListedAddressesOnly) {
 TEST_F(SecurityTest, WoodhouseChecksUserAndPassword) {
   ExpectAccepted("wood", Plain("admin", "s3cret"));
   ExpectRefused("wood", Plain("admin", "wrong"));
-  EXPECT_GE(Count("wood/denied/bad_password"), 1U);
+  EXPECT_TRUE(WaitFor([&] { return Count("wood/denied/bad_password") >= 1; }));
   ExpectRefused("wood", Plain("nobody", "s3cret"));
-  EXPECT_GE(Count("wood/denied/unknown_user"), 1U);
+  EXPECT_TRUE(WaitFor([&] { return Count("wood/denied/unknown_user") >= 1; }));
   ExpectRefused("wood", {});  // NULL client on a PLAIN endpoint: no handshake at all
   EXPECT_EQ(Count("wood/allowed/ok"), 1U);
 }
@@ -334,7 +334,8 @@ services:
       return counts.count(key) != 0 ? counts.at(key) : 0;
     };
     for (int i = 0; i < 3; ++i) EXPECT_EQ(call("wrong", kRefused), Outcome::kTimeout);
-    EXPECT_EQ(count("wood/denied/bad_password"), 3U);
+    // Hashes run at low priority: on a busy machine the verdicts may lag.
+    EXPECT_TRUE(WaitFor([&] { return count("wood/denied/bad_password") == 3U; }));
     // Cooling down: even the right password is refused, and nothing is hashed.
     EXPECT_EQ(call("s3cret", kRefused), Outcome::kTimeout);
     EXPECT_GE(count("wood/denied/rate_limited"), 1U);

@@ -126,7 +126,7 @@ SINGLE_PROBLEMS = {
     # case: ((lines, line of the problem), key path, text in the message)
     "unknown-broker-key": (_replace("io_threads", "  io_threds: 1"),
                            "broker.io_threds", "unknown key"),
-    "unknown-top-level-key": (_append("metrics: {}"), "metrics", "unknown key"),
+    "unknown-top-level-key": (_append("telemetry: {}"), "telemetry", "unknown key"),
     # GOOD_LINES ends with the last key of endpoints[1].
     "unknown-endpoint-key": (_append("    colour: blue"), "endpoints[1].colour", "unknown key"),
     "bad-duration": (_replace("request_timeout", "  request_timeout: 5 sec"),
