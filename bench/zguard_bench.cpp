@@ -175,10 +175,12 @@ Result RunProxy(const Scenario& scenario, const Options& options, int io_threads
   return result;
 }
 
-Result RunZguard(const Scenario& scenario, const Options& options, int io_threads) {
+Result RunZguard(const Scenario& scenario, const Options& options, int io_threads,
+                 bool metrics = false) {
   const std::string yaml = "broker:\n  io_threads: " + std::to_string(io_threads) +
                            "\n  request_timeout: 30s\n"
-                           "log: { level: warn }\n"
+                           "log: { level: warn }\n" +
+                           std::string(metrics ? "metrics: { listen: \"127.0.0.1:0\" }\n" : "") +
                            "endpoints:\n"
                            "  - { name: public, bind: tcp://127.0.0.1:*, role: clients, "
                            "profile: grasslands }\n"
@@ -223,6 +225,7 @@ int main(int argc, char** argv) {
   std::vector<int> windows{1, 8};
   Options options;
   int io_threads = 1;
+  int metrics_rounds = 3;
   app.add_option("--clients", clients, "Client counts (paired with --workers)")
       ->capture_default_str();
   app.add_option("--workers", workers, "Worker counts (paired with --clients)")
@@ -235,6 +238,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-requests", options.max_requests, "Cap per scenario and side")
       ->capture_default_str();
   app.add_option("--io-threads", io_threads, "libzmq I/O threads on each side")
+      ->capture_default_str();
+  app.add_option("--metrics-rounds", metrics_rounds,
+                 "Alternating metrics off/on runs per window for the metrics-cost table "
+                 "(0: skip it)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (clients.size() != workers.size()) {
@@ -262,6 +269,29 @@ int main(int argc, char** argv) {
                   << Fixed(ours.p99_us, 0) << " | " << Fixed(baseline.p50_us, 0) << " / "
                   << Fixed(baseline.p99_us, 0) << " |" << std::endl;
       }
+    }
+  }
+  if (metrics_rounds > 0) {
+    // Metrics cost: zguard with metrics off and on, alternating rounds so that
+    // drift in the machine's speed hits both sides alike.
+    std::cout << "\n| window | clients x workers | size (B) | metrics off req/s | metrics on req/s "
+                 "| on/off |\n|---|---|---|---|---|---|\n";
+    for (const int window : windows) {
+      options.window = window;
+      const Scenario scenario{clients.back(), workers.back(), sizes.front()};
+      double off = 0;
+      double on = 0;
+      for (int round = 0; round < metrics_rounds; ++round) {
+        const Result without = RunZguard(scenario, options, io_threads, false);
+        const Result with = RunZguard(scenario, options, io_threads, true);
+        all_ran = all_ran && without.completed > 0 && with.completed > 0;
+        off += without.rps;
+        on += with.rps;
+      }
+      std::cout << "| " << window << " | " << scenario.clients << " x " << scenario.workers << " | "
+                << scenario.size << " | " << Fixed(off / metrics_rounds, 0) << " | "
+                << Fixed(on / metrics_rounds, 0) << " | " << Fixed(off > 0 ? on / off : 0, 3)
+                << " |" << std::endl;
     }
   }
   if (!all_ran) {

@@ -280,9 +280,14 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
   stats.bytes_out += frame.size();
   if (!more) ++stats.messages_out;
   if (metrics_ != nullptr) {
-    const EndpointMetrics& m = metrics_->endpoint(endpoint);
-    m.bytes_out->Increment(static_cast<double>(frame.size()));
-    if (!more) m.messages_out->Increment();
+    // One update per message, not per frame: the counters are atomics.
+    pending_bytes_out_ += frame.size();
+    if (!more) {
+      const EndpointMetrics& m = metrics_->endpoint(endpoint);
+      m.bytes_out->Increment(static_cast<double>(pending_bytes_out_));
+      m.messages_out->Increment();
+      pending_bytes_out_ = 0;
+    }
   }
   sockets_[endpoint].send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
 }

@@ -95,7 +95,8 @@ class Router final : public Transport {
   std::unique_ptr<ServiceTable> table_;
   int stop_fd_ = -1;  // eventfd written by RequestStop()
   bool stopping_ = false;
-  Frames frames_;  // reused for every received message
+  Frames frames_;                        // reused for every received message
+  std::uint64_t pending_bytes_out_ = 0;  // bytes of the message being sent (metrics)
 };
 
 }  // namespace zguard
