@@ -103,7 +103,41 @@ Metrics::Metrics(const config::Config& config)
   }
 }
 
+namespace {
+
+// Prometheus label values must be UTF-8; a peer may name a service with any
+// bytes. Control characters are refused too (they make unreadable series).
+bool IsPrintableUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c < 0x80) {
+      extra = 0;
+    } else if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
+      extra = 1;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+    } else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    for (std::size_t k = 1; k <= extra; ++k) {
+      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) {
+        return false;
+      }
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 ServiceMetrics* Metrics::ForService(std::string_view service) {
+  if (!IsPrintableUtf8(service)) service = "_invalid";
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = services_.find(service);
   if (it != services_.end()) return it->second.get();

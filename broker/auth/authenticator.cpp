@@ -187,9 +187,39 @@ void Authenticator::Record(const Decision& decision, std::string_view domain,
                  Printable(address), Printable(decision.user_id));
   } else {
     counters_.denied.fetch_add(1, std::memory_order_relaxed);
+    const std::string identity = decision.user_id.empty() ? "-" : Printable(decision.user_id);
+    // A flood of identical denials (a client retrying forever) is one line,
+    // then a summary: "... and N more in the last 10 s".
+    std::string key = Printable(domain);
+    key += '\n';
+    key += decision.reason;
+    key += '\n';
+    key += Printable(address);
+    key += '\n';
+    key += identity;
+    const auto now = std::chrono::steady_clock::now();
+    std::uint64_t suppressed = 0;
+    {
+      std::lock_guard<std::mutex> lock(decisions_mutex_);
+      if (denial_log_.size() > kMaxDenialKeys) denial_log_.clear();
+      auto [entry, fresh] = denial_log_.try_emplace(key, DenialLog{now, 0});
+      if (!fresh && now - entry->second.since < kDenialLogWindow) {
+        ++entry->second.suppressed;
+        return;
+      }
+      suppressed = entry->second.suppressed;
+      entry->second = DenialLog{now, 0};
+    }
+    if (suppressed > 0) {
+      spdlog::info(
+          "auth denied: endpoint={} address={} identity={} reason={}: {} more in the "
+          "last {} s",
+          Printable(domain), Printable(address), identity, decision.reason, suppressed,
+          std::chrono::duration_cast<std::chrono::seconds>(kDenialLogWindow).count());
+    }
     spdlog::info("auth denied: endpoint={} mechanism={} address={} identity={} reason={}",
-                 Printable(domain), Printable(mechanism), Printable(address),
-                 decision.user_id.empty() ? "-" : Printable(decision.user_id), decision.reason);
+                 Printable(domain), Printable(mechanism), Printable(address), identity,
+                 decision.reason);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <zmq.hpp>
@@ -111,6 +112,14 @@ class Authenticator {
   std::atomic<std::uint64_t> version_{1};
   mutable std::mutex decisions_mutex_;
   std::map<std::string, std::uint64_t> decisions_;
+  // Log flood control for repeated identical denials (guarded by decisions_mutex_).
+  struct DenialLog {
+    std::chrono::steady_clock::time_point since;
+    std::uint64_t suppressed = 0;
+  };
+  static constexpr std::chrono::seconds kDenialLogWindow{10};
+  static constexpr std::size_t kMaxDenialKeys = 10'000;
+  std::unordered_map<std::string, DenialLog> denial_log_;
 };
 
 // ZAP metadata property names carrying the client's roles and CURVE key, read

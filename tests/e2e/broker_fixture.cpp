@@ -54,8 +54,8 @@ WorkerThread::WorkerThread(zmq::context_t& context, const std::string& endpoint,
       auto request = worker.Receive(std::chrono::milliseconds(50));
       if (!request) continue;
       if (handler) handler(request->body);
+      ++answered_;  // before the reply: a client that has its reply sees the count
       worker.Reply(request->client, request->body);
-      ++answered_;
     }
   });
 }

@@ -1,6 +1,7 @@
 """Log output of `zguard serve`: JSON lines are valid JSON objects, text lines are readable."""
 import json
 import signal
+import time
 import subprocess
 
 from conftest import ZGUARD_BIN
@@ -35,3 +36,30 @@ def test_text_log_lines(start_broker):
     log = broker.log()
     assert "info  endpoint public (clients, grasslands) listening on " + broker.client_endpoint in log
     assert "zguard stopped" in log
+
+
+def test_repeated_denials_are_one_log_line(serve_config, tmp_path):
+    """A client refused again and again is logged once, not once per attempt."""
+    from conftest import free_port
+    ports = {"closed": free_port(), "workers": free_port()}
+    config = tmp_path / "deny.yaml"
+    config.write_text(f"""log: {{ level: info }}
+endpoints:
+  - {{ name: closed, bind: "tcp://127.0.0.1:{ports['closed']}", role: clients,
+      profile: strawhouse, deny: ["127.0.0.1"] }}
+  - {{ name: workers, bind: "tcp://127.0.0.1:{ports['workers']}", role: workers,
+      profile: grasslands }}
+services:
+  echo: {{}}
+""")
+    broker = serve_config(config, ports)
+    for _ in range(5):
+        result = subprocess.run([ZGUARD_BIN, "call", "--connect",
+                                 f"tcp://127.0.0.1:{ports['closed']}", "-t", "300ms", "echo",
+                                 "x"], capture_output=True, text=True, timeout=10)
+        assert result.returncode == 2
+    time.sleep(0.2)
+    denied = [line for line in broker.log().splitlines()
+              if "auth denied" in line and "endpoint=closed" in line]
+    assert len(denied) == 1, denied
+    assert "reason=address_denied" in denied[0]
