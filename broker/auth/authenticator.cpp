@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -106,7 +107,9 @@ void Authenticator::Start() {
                                  {results.handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, stop_fd_, ZMQ_POLLIN, 0}};
       while (true) {
-        zmq::poll(items, 3, std::chrono::milliseconds(-1));
+        // Wake at least every second to write the summaries of suppressed denials.
+        zmq::poll(items, 3, std::chrono::milliseconds(1000));
+        FlushDenialSummaries(std::chrono::steady_clock::now());
         if ((items[2].revents & ZMQ_POLLIN) != 0) break;
         if ((items[0].revents & ZMQ_POLLIN) != 0) {
           while (proto::ReceiveMultipart(zap_, frames, true)) HandleRequest(frames);
@@ -153,6 +156,28 @@ void Authenticator::SendReply(zmq::socket_t& socket, std::string_view routing_id
   for (std::size_t i = 0; i < frames.size(); ++i) {
     socket.send(proto::Frame(frames[i]),
                 i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+void Authenticator::FlushDenialSummaries(std::chrono::steady_clock::time_point now) {
+  std::vector<std::pair<std::string, std::uint64_t>> due;
+  {
+    std::lock_guard<std::mutex> lock(decisions_mutex_);
+    for (auto it = denial_log_.begin(); it != denial_log_.end();) {
+      if (now - it->second.since < kDenialLogWindow) {
+        ++it;
+        continue;
+      }
+      if (it->second.suppressed > 0) due.emplace_back(it->first, it->second.suppressed);
+      it = denial_log_.erase(it);
+    }
+  }
+  for (auto& [key, count] : due) {
+    // key: endpoint \n reason \n address \n identity
+    std::replace(key.begin(), key.end(), '\n', ' ');
+    spdlog::info("auth denied (endpoint reason address identity: {}): {} more in the last {} s",
+                 key, count,
+                 std::chrono::duration_cast<std::chrono::seconds>(kDenialLogWindow).count());
   }
 }
 

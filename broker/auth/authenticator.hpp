@@ -90,6 +90,8 @@ class Authenticator {
   static void SendReply(zmq::socket_t& socket, std::string_view routing_id,
                         std::string_view request_id, int status, std::string_view text,
                         std::string_view user_id, std::string_view roles, std::string_view key);
+  // Logs "N more" for denial keys whose window has passed; ZAP thread.
+  void FlushDenialSummaries(std::chrono::steady_clock::time_point now);
   void Record(const Decision& decision, std::string_view domain, std::string_view mechanism,
               std::string_view address);
 

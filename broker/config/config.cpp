@@ -396,6 +396,13 @@ void ReadMetrics(Reader& r, const YAML::Node& node, MetricsConfig& out) {
     } else {
       out.listen = *listen;
       const std::string host = listen->substr(0, colon);
+      if (host.front() == '[') {
+        // Debian's civetweb is built without IPv6 listening.
+        r.Error(node["listen"], "metrics.listen",
+                "IPv6 addresses are not supported for the metrics server; use 127.0.0.1 or "
+                "0.0.0.0, got " +
+                    Quote(*listen));
+      }
       if (out.enabled && host != "127.0.0.1" && host != "[::1]" && host != "localhost") {
         r.Warning(node["listen"], "metrics.listen",
                   "metrics served on a non-loopback address: anyone who can reach it sees "

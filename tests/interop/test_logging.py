@@ -63,3 +63,8 @@ services:
               if "auth denied" in line and "endpoint=closed" in line]
     assert len(denied) == 1, denied
     assert "reason=address_denied" in denied[0]
+    # After the 10 s window the rest is summed up in one line.
+    deadline = time.monotonic() + 15
+    while "4 more in the last 10 s" not in broker.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "4 more in the last 10 s" in broker.log(), broker.log()
