@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -43,6 +44,7 @@ struct Result {
   double p50_us = 0;
   double p99_us = 0;
   long completed = 0;
+  double routing_cpu_us = 0;  // CPU time of zguard's routing thread per request
 };
 
 std::int64_t NowNs() {
@@ -193,7 +195,15 @@ Result RunZguard(const Scenario& scenario, const Options& options, int io_thread
   if (const auto problems = broker.Start(); !problems.empty()) {
     throw std::runtime_error(problems[0]);
   }
-  std::thread routing([&] { broker.Run(); });
+  double routing_cpu_seconds = 0;
+  std::thread routing([&] {
+    broker.Run();
+    // CPU time, not wall time: what the routing thread itself spent,
+    // whatever else the machine was doing.
+    timespec cpu{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    routing_cpu_seconds = static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) / 1e9;
+  });
   Result result;
   {
     zmq::context_t context(io_threads);
@@ -204,6 +214,9 @@ Result RunZguard(const Scenario& scenario, const Options& options, int io_thread
   }
   broker.Stop();
   routing.join();
+  if (result.completed > 0) {
+    result.routing_cpu_us = routing_cpu_seconds * 1e6 / static_cast<double>(result.completed);
+  }
   return result;
 }
 
@@ -275,23 +288,30 @@ int main(int argc, char** argv) {
     // Metrics cost: zguard with metrics off and on, alternating rounds so that
     // drift in the machine's speed hits both sides alike.
     std::cout << "\n| window | clients x workers | size (B) | metrics off req/s | metrics on req/s "
-                 "| on/off |\n|---|---|---|---|---|---|\n";
+                 "| on/off | routing CPU us/req off | on | on/off |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n";
     for (const int window : windows) {
       options.window = window;
       const Scenario scenario{clients.back(), workers.back(), sizes.front()};
       double off = 0;
       double on = 0;
+      double cpu_off = 0;
+      double cpu_on = 0;
       for (int round = 0; round < metrics_rounds; ++round) {
         const Result without = RunZguard(scenario, options, io_threads, false);
         const Result with = RunZguard(scenario, options, io_threads, true);
         all_ran = all_ran && without.completed > 0 && with.completed > 0;
         off += without.rps;
         on += with.rps;
+        cpu_off += without.routing_cpu_us;
+        cpu_on += with.routing_cpu_us;
       }
       std::cout << "| " << window << " | " << scenario.clients << " x " << scenario.workers << " | "
                 << scenario.size << " | " << Fixed(off / metrics_rounds, 0) << " | "
                 << Fixed(on / metrics_rounds, 0) << " | " << Fixed(off > 0 ? on / off : 0, 3)
-                << " |" << std::endl;
+                << " | " << Fixed(cpu_off / metrics_rounds, 2) << " | "
+                << Fixed(cpu_on / metrics_rounds, 2) << " | "
+                << Fixed(cpu_off > 0 ? cpu_on / cpu_off : 0, 3) << " |" << std::endl;
     }
   }
   if (!all_ran) {

@@ -97,11 +97,32 @@ Router::Router(zmq::context_t& context, const config::Config& config,
       monitor.connect(address);
       monitors_.push_back(std::move(monitor));
     }
+    // The events are read on a thread of their own: polling them in the
+    // routing loop would cost every request a few more poll items.
+    monitor_thread_ = std::thread([this] { RunMonitors(); });
   }
 }
 
 Router::~Router() {
+  monitor_stop_ = true;
+  if (monitor_thread_.joinable()) monitor_thread_.join();
   if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+void Router::RunMonitors() {
+  std::vector<zmq::pollitem_t> items;
+  for (auto& monitor : monitors_) items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
+  try {
+    while (!monitor_stop_) {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if ((items[i].revents & ZMQ_POLLIN) != 0) HandleMonitor(static_cast<std::uint16_t>(i));
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ETERM) spdlog::error("socket monitor stopped: {}", e.what());
+  }
+  for (auto& monitor : monitors_) monitor.close();
 }
 
 std::vector<std::string> Router::Bind() {
@@ -140,7 +161,6 @@ void Router::BeginShutdown() {
 void Router::Run() {
   std::vector<zmq::pollitem_t> items;
   for (auto& socket : sockets_) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
-  for (auto& monitor : monitors_) items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
   Clock::time_point drain_deadline{};
 
@@ -163,11 +183,6 @@ void Router::Run() {
     for (std::size_t i = 0; i < sockets_.size(); ++i) {
       if ((items[i].revents & ZMQ_POLLIN) != 0) {
         HandleReadable(static_cast<std::uint16_t>(i), now);
-      }
-    }
-    for (std::size_t i = 0; i < monitors_.size(); ++i) {
-      if ((items[sockets_.size() + i].revents & ZMQ_POLLIN) != 0) {
-        HandleMonitor(static_cast<std::uint16_t>(i));
       }
     }
     if (now >= table_->NextTimer()) table_->OnTimer(now);
@@ -293,7 +308,7 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
 }
 
 void Router::HandleMonitor(std::uint16_t endpoint) {
-  std::vector<zmq::message_t> frames;
+  std::vector<zmq::message_t>& frames = monitor_frames_;
   while (proto::ReceiveMultipart(monitors_[endpoint], frames, true)) {
     if (frames.empty() || frames[0].size() < 6) continue;
     std::uint16_t event = 0;

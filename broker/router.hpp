@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -80,12 +81,17 @@ class Router final : public Transport {
   void RefreshPolicy();
   bool KeyRevoked(std::uint16_t endpoint, std::string_view key) const;
 
-  void HandleMonitor(std::uint16_t endpoint);
+  void HandleMonitor(std::uint16_t endpoint);  // monitor thread
+  void RunMonitors();
 
   const config::Config& config_;
   const auth::Authenticator* authenticator_;
   Metrics* metrics_;
-  std::vector<zmq::socket_t> monitors_;  // socket monitor per endpoint (with metrics)
+  // Socket monitor per endpoint (with metrics), owned by the monitor thread.
+  std::vector<zmq::socket_t> monitors_;
+  std::vector<zmq::message_t> monitor_frames_;
+  std::thread monitor_thread_;
+  std::atomic<bool> monitor_stop_{false};
   std::uint64_t policy_version_ = 0;
   std::shared_ptr<const auth::Policy> policy_;                // refreshed when the version moves
   std::vector<const auth::EndpointPolicy*> endpoint_policy_;  // by endpoint index
