@@ -1,4 +1,5 @@
 // `zguard serve`: load the config, bind, route until a signal, drain, exit.
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <thread>
@@ -42,6 +43,7 @@ int RunServe(const std::string& path) {
   }
   std::thread watcher([&] {
     int stops = 0;
+    std::chrono::steady_clock::time_point first_stop;
     while (true) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0 || signal == SIGUSR1) return;
@@ -52,9 +54,17 @@ int RunServe(const std::string& path) {
         broker.ReloadSecurity();
         continue;
       }
+      const auto now = std::chrono::steady_clock::now();
       if (++stops == 1) {
+        first_stop = now;
         spdlog::info("received {}: draining in-flight requests", strsignal(signal));
         broker.Stop();
+      } else if (now - first_stop < std::chrono::seconds(1)) {
+        // The same stop delivered twice (e.g. `timeout` signals the process
+        // and its group): not a request to hurry.
+        --stops;
+        spdlog::info("received {} again within 1 s: still draining (repeat later to force)",
+                     strsignal(signal));
       } else {
         spdlog::warn("received {} again: exiting without draining", strsignal(signal));
         std::_Exit(1);
