@@ -76,7 +76,6 @@ Router::Router(zmq::context_t& context, const config::Config& config,
     sockets_.push_back(std::move(socket));
   }
   bound_.resize(config.endpoints.size());
-  stats_.resize(config.endpoints.size());
   TableSettings settings = TableSettings::From(config);
   settings.metrics = metrics;
   table_ = std::make_unique<ServiceTable>(std::move(settings), *this);
@@ -200,12 +199,9 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
   const bool clients = config_.endpoints[endpoint].role == config::Role::kClients;
   for (int n = 0; n < kBatch; ++n) {
     if (!proto::ReceiveMultipart(socket, frames_, true)) return;
-    auto& stats = stats_[endpoint];
-    ++stats.messages_in;
-    std::uint64_t bytes = 0;
-    for (const auto& frame : frames_) bytes += frame.size();
-    stats.bytes_in += bytes;
     if (metrics_ != nullptr) {
+      std::uint64_t bytes = 0;
+      for (const auto& frame : frames_) bytes += frame.size();
       const EndpointMetrics& m = metrics_->endpoint(endpoint);
       m.messages_in->Increment();
       m.bytes_in->Increment(static_cast<double>(bytes));
@@ -291,9 +287,6 @@ bool Router::KeyRevoked(std::uint16_t endpoint, std::string_view key) const {
 }
 
 void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more) {
-  auto& stats = stats_[endpoint];
-  stats.bytes_out += frame.size();
-  if (!more) ++stats.messages_out;
   if (metrics_ != nullptr) {
     // One update per message, not per frame: the counters are atomics.
     pending_bytes_out_ += frame.size();

@@ -22,14 +22,6 @@
 
 namespace zguard {
 
-// Traffic through one endpoint, counted by the router (routing thread only).
-struct EndpointStats {
-  std::uint64_t messages_in = 0;
-  std::uint64_t messages_out = 0;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t bytes_out = 0;
-};
-
 class Router final : public Transport {
  public:
   // `context` and `config` must outlive the Router. `server_keys` (by endpoint
@@ -59,7 +51,6 @@ class Router final : public Transport {
 
   // Snapshot support for tests; call only on the routing thread or after Run().
   const ServiceTable& table() const { return *table_; }
-  const std::vector<EndpointStats>& endpoint_stats() const { return stats_; }
 
   // Transport
   void SendRequest(const Worker& worker, Request& request, bool keep_body) override;
@@ -97,7 +88,6 @@ class Router final : public Transport {
   std::vector<const auth::EndpointPolicy*> endpoint_policy_;  // by endpoint index
   std::vector<zmq::socket_t> sockets_;
   std::vector<std::string> bound_;
-  std::vector<EndpointStats> stats_;
   std::unique_ptr<ServiceTable> table_;
   int stop_fd_ = -1;  // eventfd written by RequestStop()
   bool stopping_ = false;
