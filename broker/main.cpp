@@ -48,6 +48,12 @@ int Main(int argc, char** argv) {
   echo->add_option("--heartbeat", echo_heartbeat, "Heartbeat interval")->capture_default_str();
   echo->add_option("--count", echo_options.count, "Exit after this many requests (0: never)")
       ->capture_default_str();
+  std::string echo_resolve = "10s";
+  echo->add_flag("--each-address", echo_options.each_address,
+                 "Connect to every address the --connect host resolves to, one worker each "
+                 "(e.g. a Kubernetes headless Service), re-resolving as they change");
+  echo->add_option("--resolve-interval", echo_resolve, "How often --each-address re-resolves")
+      ->capture_default_str();
 
   for (auto* command : {call, echo}) {
     auto& flags = command == call ? call_options.security : echo_options.security;
@@ -78,6 +84,17 @@ int Main(int argc, char** argv) {
   auto* roles_option =
       passwd->add_option("--roles", passwd_roles, "Comma-separated roles (default: keep)");
 
+  zguard::cli::HealthOptions health_options;
+  std::string health_timeout = "3s";
+  auto* health = app.add_subcommand(
+      "health", "Ask a running broker's /healthz (exit 0 when it answers 200); for health checks");
+  health->add_option("-c,--config", config_path, "Config file whose metrics.listen is asked")
+      ->capture_default_str();
+  health->add_option("--address", health_options.address, "HOST:PORT to ask instead");
+  health->add_option("--path", health_options.path, "HTTP path, e.g. /readyz")
+      ->capture_default_str();
+  health->add_option("-t,--timeout", health_timeout, "How long to wait")->capture_default_str();
+
   auto* help = app.add_subcommand("help", "Show this help");
 
   try {
@@ -92,6 +109,11 @@ int Main(int argc, char** argv) {
     if (call->parsed()) {
       call_options.timeout = DurationOrThrow(call_timeout, "--timeout");
       return zguard::cli::RunCall(call_options);
+    }
+    if (health->parsed()) {
+      health_options.config_path = config_path;
+      health_options.timeout = DurationOrThrow(health_timeout, "--timeout");
+      return zguard::cli::RunHealth(health_options);
     }
     if (keygen->parsed()) return zguard::cli::RunKeygen(keygen_options);
     if (passwd->parsed()) {
@@ -109,6 +131,7 @@ int Main(int argc, char** argv) {
     }
     if (echo->parsed()) {
       echo_options.heartbeat = DurationOrThrow(echo_heartbeat, "--heartbeat");
+      echo_options.resolve_interval = DurationOrThrow(echo_resolve, "--resolve-interval");
       return zguard::cli::RunEchoWorker(echo_options);
     }
   } catch (const CLI::ParseError& e) {

@@ -562,9 +562,14 @@ std::optional<std::string> CheckSecretFilePermissions(const std::string& path) {
   const unsigned mode = info.st_mode & 07777;
   std::array<char, 8> octal{};
   std::snprintf(octal.data(), octal.size(), "%04o", mode);
-  if ((mode & 077) != 0) {
+  // A file root owns may be shared read-only with one group (0640, 0440): only root could have
+  // granted that, and it is how Kubernetes mounts a Secret for a non-root pod (fsGroup). The same
+  // rule as PostgreSQL's for its TLS key.
+  const unsigned allowed_group_bits = info.st_uid == 0 ? S_IRGRP : 0;
+  if ((mode & 077 & ~allowed_group_bits) != 0) {
     return path + " has mode " + octal.data() +
-           ": a secret key must not be accessible to group or others" + fix;
+           ": a secret key must not be accessible to group or others" +
+           (info.st_uid == 0 ? " (a file owned by root may be group-readable)" : "") + fix;
   }
   if ((mode & S_IRUSR) == 0) {
     return path + " has mode " + octal.data() + ": its owner cannot read it" + fix;

@@ -49,6 +49,10 @@ struct EchoWorkerOptions {
   std::string service;
   std::chrono::milliseconds heartbeat{2500};
   long count = 0;  // stop after this many requests; 0 = run until a signal
+  // Serve every address `connect`'s host resolves to (one worker each), re-resolving every
+  // `resolve_interval`: workers reach each broker pod behind a Kubernetes headless Service.
+  bool each_address = false;
+  std::chrono::milliseconds resolve_interval{10000};
 };
 int RunEchoWorker(const EchoWorkerOptions& options);
 
@@ -69,5 +73,15 @@ struct PasswdOptions {
   std::optional<std::vector<std::string>> roles;
 };
 int RunPasswd(const PasswdOptions& options);
+
+// `zguard health`: GET /healthz (or another path) from a running broker's metrics server.
+// Exit codes: 0 answered 200, 1 no answer or another status, 2 unusable config.
+struct HealthOptions {
+  std::string config_path;  // where metrics.listen is read when `address` is empty
+  std::string address;      // HOST:PORT; a wildcard listen host is asked on 127.0.0.1
+  std::string path = "/healthz";
+  std::chrono::milliseconds timeout{3000};
+};
+int RunHealth(const HealthOptions& options);
 
 }  // namespace zguard::cli

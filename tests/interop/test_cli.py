@@ -12,9 +12,9 @@ import time
 import pytest
 
 import mdp
-from conftest import REPO, ZGUARD_BIN, free_port, make_config
+from conftest import REPO, ZGUARD_BIN, free_port, make_config, wait_port
 
-SUBCOMMANDS = ["serve", "check", "call", "echo-worker", "help"]
+SUBCOMMANDS = ["serve", "check", "call", "echo-worker", "health", "help"]
 
 
 def run(*args, timeout=10, **kwargs) -> subprocess.CompletedProcess:
@@ -407,3 +407,76 @@ def test_second_signal_exits_without_draining(context, start_broker):
     finally:
         client.close()
         worker.kill()
+
+
+# --------------------------------------------------------------------------
+# health (the container image's HEALTHCHECK)
+
+
+def test_health_asks_the_metrics_server(tmp_path, zguard_bin):
+    from conftest import BrokerProcess
+    client_port, worker_port, metrics_port = free_port(), free_port(), free_port()
+    config = tmp_path / "zguard.yaml"
+    config.write_text(make_config(client_port, worker_port)
+                      + f"metrics: {{ listen: 127.0.0.1:{metrics_port} }}\n")
+    # Nothing listening yet: exit 1 with the reason.
+    down = run("health", "-c", str(config), "-t", "1s")
+    assert down.returncode == 1, (down.stdout, down.stderr)
+    assert "cannot connect" in down.stderr
+    broker = BrokerProcess(config, client_port, worker_port, tmp_path / "broker.log")
+    try:
+        broker.wait_ready()
+        wait_port(metrics_port, time.monotonic() + 5, broker.proc)
+        ok = run("health", "-c", str(config))
+        assert ok.returncode == 0, (ok.stdout, ok.stderr)
+        assert f"http://127.0.0.1:{metrics_port}/healthz: HTTP/1.1 200" in ok.stdout
+        ready = run("health", "--address", f"127.0.0.1:{metrics_port}", "--path", "/readyz")
+        assert ready.returncode == 0, (ready.stdout, ready.stderr)
+        missing = run("health", "--address", f"localhost:{metrics_port}", "--path", "/nope")
+        assert missing.returncode == 1 and "404" in missing.stderr, missing
+    finally:
+        broker.kill()
+    # A config without a metrics section has no /healthz to ask.
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(make_config(free_port(), free_port()))
+    result = run("health", "-c", str(bare))
+    assert result.returncode == 2 and "no metrics section" in result.stderr, result
+
+
+# --------------------------------------------------------------------------
+# echo-worker --each-address (workers behind a Kubernetes headless Service)
+
+
+def test_echo_worker_each_address(broker, zguard_bin):
+    port = broker.worker_port
+    worker = subprocess.Popen([ZGUARD_BIN, "echo-worker", "--connect", f"tcp://localhost:{port}",
+                               "--each-address", "--resolve-interval", "200ms",
+                               "--service", "echo", "--heartbeat", "100ms"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lost = subprocess.Popen([ZGUARD_BIN, "echo-worker", "--connect", "tcp://no-such-host.invalid:1",
+                             "--each-address", "--resolve-interval", "200ms",
+                             "--service", "echo"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 5
+        result = None
+        while time.monotonic() < deadline:
+            result = run("call", "--connect", broker.client_endpoint, "-t", "1s", "echo", "hi")
+            if result.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert result is not None and result.returncode == 0, result
+        assert result.stdout == "hi\n"
+        # A name that does not resolve is reported and retried, not fatal.
+        time.sleep(0.5)
+        assert lost.poll() is None
+    finally:
+        for proc in (worker, lost):
+            proc.send_signal(signal.SIGTERM)
+        _, worker_err = worker.communicate(timeout=10)
+        _, lost_err = lost.communicate(timeout=10)
+    assert worker.returncode == 0, worker_err
+    assert f"serving echo via tcp://127.0.0.1:{port}" in worker_err
+    assert "answered 1 request(s)" in worker_err
+    assert lost.returncode == 0, lost_err
+    assert lost_err.count("cannot resolve no-such-host.invalid") >= 2, lost_err

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 #include "tests/support/temp_dir.hpp"
 
@@ -568,6 +569,11 @@ TEST(CheckSecretFilePermissions, AcceptsOwnerOnlyModes) {
 TEST(CheckSecretFilePermissions, RefusesGroupOrWorldAccessWithTheFix) {
   TempDir dir;
   const std::string path = dir.File("secret");
+  WriteFile(path, "x", 0600);
+  // Group-read is allowed on root's files only: as root, hand the file to another user first.
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
+  }
   for (const auto& [mode, octal] :
        {std::pair{mode_t{0640}, "0640"}, std::pair{mode_t{0644}, "0644"},
         std::pair{mode_t{0604}, "0604"}, std::pair{mode_t{0620}, "0620"}}) {
@@ -582,6 +588,31 @@ TEST(CheckSecretFilePermissions, RefusesGroupOrWorldAccessWithTheFix) {
   const auto unreadable = CheckSecretFilePermissions(path);
   ASSERT_TRUE(unreadable.has_value());
   EXPECT_NE(unreadable->find("chmod 600"), std::string::npos) << *unreadable;
+}
+
+// Kubernetes mounts a Secret for a non-root pod as root:fsGroup with the group-read bit added.
+TEST(CheckSecretFilePermissions, AcceptsGroupReadOnRootOwnedFilesOnly) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root to own the file (CI runs as root)";
+  }
+  TempDir dir;
+  const std::string path = dir.File("secret");
+  for (const mode_t mode : {mode_t{0640}, mode_t{0440}}) {
+    WriteFile(path, "x", mode);
+    EXPECT_FALSE(CheckSecretFilePermissions(path).has_value()) << std::oct << mode;
+  }
+  for (const auto& [mode, octal] :
+       {std::pair{mode_t{0660}, "0660"}, std::pair{mode_t{0644}, "0644"},
+        std::pair{mode_t{0650}, "0650"}}) {
+    WriteFile(path, "x", mode);
+    const auto error = CheckSecretFilePermissions(path);
+    ASSERT_TRUE(error.has_value()) << octal;
+    EXPECT_NE(error->find(octal), std::string::npos) << *error;
+    EXPECT_NE(error->find("owned by root may be group-readable"), std::string::npos) << *error;
+  }
+  WriteFile(path, "x", 0640);
+  ASSERT_EQ(chown(path.c_str(), 65534, 0), 0);
+  EXPECT_TRUE(CheckSecretFilePermissions(path).has_value()) << "owned by nobody, 0640";
 }
 
 TEST(CheckSecretFilePermissions, RefusesMissingFilesAndDirectoriesAndQuotesOddPaths) {
