@@ -73,22 +73,33 @@ def test_compose_stack(engine, zguard_image, tmp_path):
         assert secrets == ["broker.key_secret"], secrets
         assert sorted(p.name for p in (broker_dir / "clients").iterdir()) == ["demo-client.key"]
         assert sorted(p.name for p in (broker_dir / "workers").iterdir()) == ["echo-worker.key"]
-        for secret in [broker_dir / "broker.key_secret", issued / "demo-client.key_secret",
-                       issued / "echo-worker.key_secret"]:
+        assert sorted(p.name for p in (issued / "echo-worker").iterdir()) == [
+            "broker.key", "echo-worker.key", "echo-worker.key_secret"]
+        for secret in [broker_dir / "broker.key_secret",
+                       issued / "demo-client" / "demo-client.key_secret",
+                       issued / "echo-worker" / "echo-worker.key_secret"]:
             info = secret.stat()
             assert stat.S_IMODE(info.st_mode) == 0o600, secret
             assert info.st_uid == 10001, secret
 
         def round_trip():
             result = zguard("call", "--connect", f"tcp://127.0.0.1:{client_port}",
-                            "--server-key", str(issued / "broker.key"),
-                            "--cert", str(issued / "demo-client.key_secret"),
+                            "--server-key", str(issued / "demo-client" / "broker.key"),
+                            "--cert", str(issued / "demo-client" / "demo-client.key_secret"),
                             "-t", "2s", "echo", "through compose")
             return result if result.returncode == 0 else None
 
         reply = wait_until("a round trip through the compose stack", round_trip, 90)
         assert reply.stdout == "through compose\n"
         REPORT["compose_first_round_trip_seconds"] = round(time.monotonic() - started, 1)
+
+        # The keys service again (as on every `up`): no key is replaced, and a public key taken
+        # out of the broker's store (revoked) stays out.
+        broker_secret = (broker_dir / "broker.key_secret").read_bytes()
+        (broker_dir / "clients" / "demo-client.key").unlink()
+        engine.compose(*files, "run", "--rm", "keys", env=env)
+        assert (broker_dir / "broker.key_secret").read_bytes() == broker_secret
+        assert list((broker_dir / "clients").iterdir()) == []
 
         query = urllib.parse.urlencode({"query": 'up{job="zguard"}'})
 
