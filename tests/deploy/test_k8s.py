@@ -70,6 +70,9 @@ def test_every_config_port_is_exposed(objects):
     assert clients["selector"] == BROKER_LABELS and headless["selector"] == BROKER_LABELS
     assert broker_pod(objects)["metadata"]["labels"] == BROKER_LABELS
     assert [p["targetPort"] for p in clients["ports"]] == ["clients"]
+    workers = objects[("Service", "zguard-workers")]["spec"]
+    assert workers["selector"] == BROKER_LABELS
+    assert [p["targetPort"] for p in workers["ports"]] == ["workers"]
     assert headless["clusterIP"] == "None"
     assert "workers" in [p["targetPort"] for p in headless["ports"]]
     # Prometheus: the annotations and the PodMonitor name the metrics port.
