@@ -248,31 +248,47 @@ void Authenticator::Record(const Decision& decision, std::string_view domain,
   }
 }
 
-void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
-  // [routing id] [empty] ["1.0"] [request id] [domain] [address] [identity] [mechanism] [creds...]
+ZapFrames ParseZapFrames(const std::vector<zmq::message_t>& frames) {
+  ZapFrames parsed;
+  const bool addressed = frames.size() >= 4 && frames[1].empty();
+  if (addressed) {
+    parsed.routing_id = proto::View(frames[0]);
+    parsed.request_id = proto::View(frames[3]);
+  }
   if (frames.size() < 8 || !frames[1].empty()) {
+    parsed.kind = addressed ? ZapFrames::Kind::kBadReply : ZapFrames::Kind::kDrop;
+    parsed.reason = "malformed request";
+    return parsed;
+  }
+  if (proto::View(frames[2]) != "1.0") {
+    parsed.kind = ZapFrames::Kind::kBadReply;
+    parsed.reason = "unsupported ZAP version";
+    return parsed;
+  }
+  parsed.kind = ZapFrames::Kind::kRequest;
+  parsed.request.domain = proto::View(frames[4]);
+  parsed.request.address = proto::View(frames[5]);
+  parsed.request.mechanism = proto::View(frames[7]);
+  for (std::size_t i = 8; i < frames.size(); ++i) {
+    parsed.request.credentials.push_back(proto::View(frames[i]));
+  }
+  return parsed;
+}
+
+void Authenticator::HandleRequest(std::vector<zmq::message_t>& frames) {
+  ZapFrames parsed = ParseZapFrames(frames);
+  if (parsed.kind != ZapFrames::Kind::kRequest) {
     counters_.malformed.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("ZAP: dropped a request with {} frames", frames.size());
-    if (frames.size() >= 4 && frames[1].empty()) {
-      SendReply(zap_, proto::View(frames[0]), proto::View(frames[3]), 500, "malformed request", "",
-                "", "");
+    if (parsed.kind == ZapFrames::Kind::kDrop) {
+      spdlog::warn("ZAP: dropped a request with {} frames", frames.size());
+    } else {
+      SendReply(zap_, parsed.routing_id, parsed.request_id, 500, parsed.reason, "", "", "");
     }
     return;
   }
-  const std::string_view routing_id = proto::View(frames[0]);
-  const std::string_view request_id = proto::View(frames[3]);
-  if (proto::View(frames[2]) != "1.0") {
-    counters_.malformed.fetch_add(1, std::memory_order_relaxed);
-    SendReply(zap_, routing_id, request_id, 500, "unsupported ZAP version", "", "", "");
-    return;
-  }
-  ZapRequest request;
-  request.domain = proto::View(frames[4]);
-  request.address = proto::View(frames[5]);
-  request.mechanism = proto::View(frames[7]);
-  for (std::size_t i = 8; i < frames.size(); ++i) {
-    request.credentials.push_back(proto::View(frames[i]));
-  }
+  const std::string_view routing_id = parsed.routing_id;
+  const std::string_view request_id = parsed.request_id;
+  const ZapRequest& request = parsed.request;
   if (limiter_.Blocked(LimiterKey(request.domain, request.address), FailureLimiter::Clock::now())) {
     // Cooling down: no hash, no store look-up.
     counters_.rate_limited.fetch_add(1, std::memory_order_relaxed);

@@ -38,6 +38,23 @@ struct AuthCounters {
   std::atomic<std::uint64_t> rate_limited{0};  // refused with 300: address cooling down
 };
 
+// One ZAP request as the handler's ROUTER socket receives it (RFC 27): [routing id] [empty]
+// ["1.0"] [request id] [domain] [address] [identity] [mechanism] [credentials...]. Pure, so that
+// it can be fuzzed; the views point into `frames`.
+struct ZapFrames {
+  enum class Kind {
+    kRequest,   // `request` is filled in
+    kBadReply,  // malformed, but with a routing and request id: answer status 500 `reason`
+    kDrop,      // too malformed to answer at all
+  };
+  Kind kind = Kind::kDrop;
+  std::string_view routing_id;
+  std::string_view request_id;
+  const char* reason = "";
+  ZapRequest request;
+};
+ZapFrames ParseZapFrames(const std::vector<zmq::message_t>& frames);
+
 class Authenticator {
  public:
   // `context` must outlive the Authenticator.

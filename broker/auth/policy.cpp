@@ -123,7 +123,13 @@ std::optional<SystemClock::time_point> ParseIsoTime(std::string_view text) {
   if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
   // timegm normalises 2027-02-31 into March: refuse dates that do not exist.
   if (tm.tm_mday != wanted.tm_mday || tm.tm_mon != wanted.tm_mon) return std::nullopt;
-  return SystemClock::from_time_t(seconds - offset_seconds);
+  // The clock counts nanoseconds in 64 bits (years 1678 to 2262): refuse what it cannot hold
+  // rather than overflow (found by tests/fuzz/fuzz_auth_files).
+  using Seconds = std::chrono::seconds;
+  const auto limit = std::chrono::duration_cast<Seconds>(SystemClock::duration::max()).count();
+  const auto utc = static_cast<long long>(seconds) - offset_seconds;
+  if (utc >= limit || utc <= -limit) return std::nullopt;
+  return SystemClock::time_point(std::chrono::duration_cast<SystemClock::duration>(Seconds(utc)));
 }
 
 CertificateStore LoadCertificateStore(const std::string& folder) {
@@ -164,7 +170,8 @@ CertificateStore LoadCertificateStore(const std::string& folder) {
       if (!info.expires_at) {
         store.warnings.push_back(
             {file, 0, 0, "metadata.expires-at",
-             "skipped: expires-at \"" + expires + "\" is not an ISO 8601 date or time"});
+             "skipped: expires-at \"" + expires +
+                 "\" is not an ISO 8601 date or time in the years 1678 to 2262"});
         continue;
       }
     }

@@ -205,8 +205,15 @@ def _import_base_image(engine: Engine) -> None:
         engine.docker("import", "-", BASE_IMAGE, stdin=data, timeout=300)
 
 
+def _stop_on_sigterm(signum, frame):
+    # ctest's timeout and CI cancellations send SIGTERM: unwind so that the fixtures below
+    # still remove containers and stop the daemon.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def engine():
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     problems = _missing_requirements()
     if problems:
         pytest.fail("deployment tests cannot run: " + "; ".join(problems)

@@ -155,20 +155,30 @@ def test_ironhouse_broker_in_a_container(engine, zguard_image, container_names, 
     assert "zguard_build_info{" in text
 
     # docker stop while a request is in flight: the reply still arrives, exit code 0.
-    context = zmq.Context()
+    # A context per identity: pyzmq applies a context's CURVE options to every socket it makes,
+    # reconnects included. Sends time out instead of blocking a test forever.
+    broker_public, _ = zmq.auth.load_certificate(str(issued / "broker.key"))
+    contexts = []
+    for name in ("worker1", "alice"):
+        public, secret = zmq.auth.load_certificate(str(issued / f"{name}.key_secret"))
+        context = zmq.Context()
+        for option, value in ((zmq.CURVE_SERVERKEY, broker_public), (zmq.CURVE_PUBLICKEY, public),
+                              (zmq.CURVE_SECRETKEY, secret), (zmq.SNDTIMEO, 5000)):
+            context.setsockopt(option, value)
+        contexts.append(context)
+    worker_context, client_context = contexts
     try:
-        worker_public, worker_secret = zmq.auth.load_certificate(
-            str(issued / "worker1.key_secret"))
-        client_public, client_secret = zmq.auth.load_certificate(
-            str(issued / "alice.key_secret"))
-        broker_public, _ = zmq.auth.load_certificate(str(issued / "broker.key"))
-        context.setsockopt(zmq.CURVE_SERVERKEY, broker_public)
-        context.setsockopt(zmq.CURVE_PUBLICKEY, worker_public)
-        context.setsockopt(zmq.CURVE_SECRETKEY, worker_secret)
-        slow = mdp.Worker(context, f"tcp://127.0.0.1:{worker_port}", "slow", heartbeat=0.5)
-        context.setsockopt(zmq.CURVE_PUBLICKEY, client_public)
-        context.setsockopt(zmq.CURVE_SECRETKEY, client_secret)
-        client = mdp.Client(context, client_endpoint)
+        # The broker heartbeats every 2.5 s (deploy/zguard.yaml): match it, or the worker
+        # would take the broker for dead between heartbeats.
+        slow = mdp.Worker(worker_context, f"tcp://127.0.0.1:{worker_port}", "slow",
+                          heartbeat=2.5)
+        client = mdp.Client(client_context, client_endpoint)
+
+        def registered():
+            slow.pump(0.05)
+            return client.request("mmi.service", ["slow"], timeout=2).body == [b"200"]
+
+        wait_until("the slow worker registers", registered, 15, 0.05)
         client.send("slow", [b"in flight"])
         request = slow.recv(timeout=10)
         stop_result = {}
@@ -188,7 +198,8 @@ def test_ironhouse_broker_in_a_container(engine, zguard_image, container_names, 
         slow.kill()
         client.close()
     finally:
-        context.destroy(linger=0)
+        for context in contexts:
+            context.destroy(linger=0)
     assert stop_result["result"].returncode == 0, stop_result["result"].stderr
     assert stop_result["seconds"] < SHUTDOWN_GRACE + 3, stop_result
     REPORT["docker_stop_seconds"] = round(stop_result["seconds"], 2)

@@ -1,5 +1,6 @@
 """Log output of `zguard serve`: JSON lines are valid JSON objects, text lines are readable."""
 import json
+import re
 import signal
 import time
 import subprocess
@@ -63,8 +64,14 @@ services:
               if "auth denied" in line and "endpoint=closed" in line]
     assert len(denied) == 1, denied
     assert "reason=address_denied" in denied[0]
-    # After the 10 s window the rest is summed up in one line.
+    # After the 10 s window the rest is summed up in one line. Each call is at least one
+    # denied handshake; libzmq may retry within the 300 ms (reconnect interval 100 ms), so a
+    # busy machine sees more than 4.
+    summary = re.compile(r"auth denied \(endpoint reason address identity: closed address_denied "
+                         r"127\.0\.0\.1 -\): (\d+) more in the last 10 s")
     deadline = time.monotonic() + 15
-    while "4 more in the last 10 s" not in broker.log() and time.monotonic() < deadline:
+    while not summary.search(broker.log()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "4 more in the last 10 s" in broker.log(), broker.log()
+    found = summary.search(broker.log())
+    assert found, broker.log()
+    assert int(found.group(1)) >= 4, found.group(0)
