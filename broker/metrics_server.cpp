@@ -36,11 +36,12 @@ class MetricsServer::Handler : public CivetHandler {
 MetricsServer::MetricsServer(const std::string& listen,
                              std::shared_ptr<prometheus::Registry> registry,
                              std::function<bool()> ready) {
-  metrics_ = std::make_unique<Handler>("text/plain; version=0.0.4; charset=utf-8", [registry] {
-    std::ostringstream out;
-    prometheus::TextSerializer().Serialize(out, registry->Collect());
-    return std::make_pair(200, out.str());
-  });
+  metrics_ = std::make_unique<Handler>(
+      "text/plain; version=0.0.4; charset=utf-8", [registry = std::move(registry)] {
+        std::ostringstream out;
+        prometheus::TextSerializer().Serialize(out, registry->Collect());
+        return std::make_pair(200, out.str());
+      });
   healthz_ = std::make_unique<Handler>("text/plain", [] { return std::make_pair(200, "ok\n"); });
   readyz_ = std::make_unique<Handler>("text/plain", [ready = std::move(ready)] {
     return ready() ? std::make_pair(200, std::string("ready\n"))

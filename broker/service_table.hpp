@@ -220,7 +220,7 @@ class ServiceTable {
   // Metrics: count one outcome for a service (or for "_unknown"/"_none" when
   // `service` is null), and refresh its worker and queue gauges.
   void Count(const Service* service, Outcome outcome);
-  void UpdateGauges(const Service& service);
+  static void UpdateGauges(const Service& service);
 
   TableSettings settings_;
   Transport& transport_;

@@ -96,8 +96,14 @@ std::set<std::string> ResolveEach(const std::string& endpoint, std::string* erro
                     NI_NUMERICHOST) != 0) {
       continue;
     }
-    const bool v6 = entry->ai_family == AF_INET6;
-    endpoints.insert(scheme + (v6 ? "[" : "") + text + (v6 ? "]" : "") + ":" + port);
+    std::string resolved = scheme;
+    if (entry->ai_family == AF_INET6) {
+      resolved.append("[").append(text).append("]");
+    } else {
+      resolved.append(text);
+    }
+    resolved.append(":").append(port);
+    endpoints.insert(std::move(resolved));
   }
   freeaddrinfo(found);
   return endpoints;

@@ -449,7 +449,7 @@ void ReadServices(Reader& r, const YAML::Node& node,
         auto& entries = clients ? service.clients : service.workers;
         const std::string key = path + "." + list;
         if (!node.IsSequence()) {
-          r.Error(node, key, "expected a list, e.g. [\"role:ops\", \"user:alice\", \"*\"]");
+          r.Error(node, key, R"(expected a list, e.g. ["role:ops", "user:alice", "*"])");
           continue;
         }
         for (std::size_t j = 0; j < node.size(); ++j) {
