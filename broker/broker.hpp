@@ -52,6 +52,8 @@ class Broker {
   const config::Config& config() const { return config_; }
   const Router& router() const { return *router_; }
   auth::Authenticator& authenticator() { return *authenticator_; }
+  // The context every broker socket lives in (tests bind a stand-in ZAP handler in it).
+  zmq::context_t& context() { return context_; }
 
  private:
   config::Config config_;

@@ -51,6 +51,11 @@ Metrics::Metrics(const config::Config& config)
                      .Name("zguard_malformed_messages_total")
                      .Help("Messages dropped because they were not valid Majordomo")
                      .Register(*registry_)),
+      dropped_(BuildCounter()
+                   .Name("zguard_dropped_messages_total")
+                   .Help("Messages the broker could not hand to a peer, by reason (peer_gone: "
+                         "it disconnected; queue_full: broker.send_queue messages were waiting)")
+                   .Register(*registry_)),
       requests_(BuildCounter()
                     .Name("zguard_requests_total")
                     .Help("Client requests by service and outcome")
@@ -98,6 +103,10 @@ Metrics::Metrics(const config::Config& config)
     handles.bytes_out = &bytes_.Add(out);
     handles.connections = &connections_.Add({{"endpoint", endpoint.name}});
     handles.malformed = &malformed_.Add({{"endpoint", endpoint.name}});
+    handles.dropped_peer_gone =
+        &dropped_.Add({{"endpoint", endpoint.name}, {"reason", "peer_gone"}});
+    handles.dropped_queue_full =
+        &dropped_.Add({{"endpoint", endpoint.name}, {"reason", "queue_full"}});
     endpoints_.push_back(handles);
     endpoint_names_.push_back(endpoint.name);
   }

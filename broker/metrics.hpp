@@ -61,6 +61,8 @@ struct EndpointMetrics {
   prometheus::Counter* bytes_out = nullptr;
   prometheus::Gauge* connections = nullptr;
   prometheus::Counter* malformed = nullptr;
+  prometheus::Counter* dropped_peer_gone = nullptr;   // the peer disconnected
+  prometheus::Counter* dropped_queue_full = nullptr;  // its send queue (send_queue) was full
 };
 
 class Metrics {
@@ -95,6 +97,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& messages_;
   prometheus::Family<prometheus::Counter>& bytes_;
   prometheus::Family<prometheus::Counter>& malformed_;
+  prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Gauge>& workers_;

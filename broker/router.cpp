@@ -65,7 +65,10 @@ Router::Router(zmq::context_t& context, const config::Config& config,
     zmq::socket_t socket(context, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 500);
     socket.set(zmq::sockopt::maxmsgsize, transport_limit);
-    socket.set(zmq::sockopt::sndhwm, 100'000);
+    socket.set(zmq::sockopt::sndhwm, static_cast<int>(config.broker.send_queue));
+    // Sends fail instead of vanishing, so that each undeliverable message is counted
+    // (SendFrame); with ZMQ_DONTWAIT they never block the routing loop.
+    socket.set(zmq::sockopt::router_mandatory, true);
     socket.set(zmq::sockopt::rcvhwm, 100'000);
     // Bounds a handshake the authenticator answered with 300 (rate limited,
     // busy): libzmq neither closes nor completes it on its own for 30 s.
@@ -287,6 +290,33 @@ bool Router::KeyRevoked(std::uint16_t endpoint, std::string_view key) const {
 }
 
 void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more) {
+  if (dropping_) {
+    // The rest of a message whose first frame (the peer's routing id) was refused.
+    if (!more) dropping_ = false;
+    return;
+  }
+  // ROUTER_MANDATORY checks the peer at the routing-id frame only: EHOSTUNREACH when it is
+  // gone, EAGAIN (with DONTWAIT) when broker.send_queue messages already wait for it. Later
+  // frames follow the first; libzmq never refuses them.
+  const bool first = !mid_message_;
+  const auto flags =
+      (more ? zmq::send_flags::sndmore : zmq::send_flags::none) | zmq::send_flags::dontwait;
+  bool sent = false;
+  try {
+    sent = sockets_[endpoint].send(frame, flags).has_value();
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EHOSTUNREACH || !first) throw;
+    if (metrics_ != nullptr) metrics_->endpoint(endpoint).dropped_peer_gone->Increment();
+    dropping_ = more;
+    return;
+  }
+  if (!sent) {
+    if (metrics_ != nullptr) metrics_->endpoint(endpoint).dropped_queue_full->Increment();
+    dropping_ = more;
+    mid_message_ = false;
+    return;
+  }
+  mid_message_ = more;
   if (metrics_ != nullptr) {
     // One update per message, not per frame: the counters are atomics.
     pending_bytes_out_ += frame.size();
@@ -297,7 +327,6 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
       pending_bytes_out_ = 0;
     }
   }
-  sockets_[endpoint].send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
 }
 
 void Router::HandleMonitor(std::uint16_t endpoint) {

@@ -93,6 +93,8 @@ class Router final : public Transport {
   bool stopping_ = false;
   Frames frames_;                        // reused for every received message
   std::uint64_t pending_bytes_out_ = 0;  // bytes of the message being sent (metrics)
+  bool mid_message_ = false;             // SendFrame has sent a frame with `more` set
+  bool dropping_ = false;  // SendFrame skips the rest of a message the peer could not take
 };
 
 }  // namespace zguard

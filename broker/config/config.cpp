@@ -235,11 +235,12 @@ bool IsValidName(std::string_view name) {
 }
 
 void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
-  if (!node || !r.CheckMap(node, "broker",
-                           {"io_threads", "heartbeat_interval", "heartbeat_liveness",
-                            "request_timeout", "max_message_size", "shutdown_grace",
-                            "unknown_service", "max_queued_requests", "auth_failure_limit",
-                            "auth_failure_window", "auth_cooldown", "handshake_timeout"})) {
+  if (!node ||
+      !r.CheckMap(node, "broker",
+                  {"io_threads", "heartbeat_interval", "heartbeat_liveness", "request_timeout",
+                   "max_message_size", "shutdown_grace", "unknown_service", "max_queued_requests",
+                   "auth_failure_limit", "auth_failure_window", "auth_cooldown",
+                   "handshake_timeout", "send_queue"})) {
     return;
   }
   r.ReadInt(node["io_threads"], "broker.io_threads", 1, kMaxIoThreads, out.io_threads);
@@ -264,6 +265,14 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
   r.ReadDuration(node["auth_cooldown"], "broker.auth_cooldown", Duration(1), out.auth_cooldown);
   r.ReadDuration(node["handshake_timeout"], "broker.handshake_timeout", Duration(100),
                  out.handshake_timeout);
+  std::uint64_t send_queue = out.send_queue;
+  r.ReadCount(node["send_queue"], "broker.send_queue", 1, send_queue);
+  if (send_queue > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+    r.Error(node["send_queue"], "broker.send_queue",
+            "must be at most " + std::to_string(std::numeric_limits<int>::max()));
+  } else {
+    out.send_queue = send_queue;
+  }
 }
 
 void ReadLog(Reader& r, const YAML::Node& node, LogOptions& out) {

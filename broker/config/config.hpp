@@ -43,6 +43,9 @@ struct BrokerOptions {
   Duration auth_cooldown{60'000};        // default 1m
   // A handshake (including the ZAP answer) not finished by then is dropped.
   Duration handshake_timeout{5000};  // default 5s
+  // Messages queued for one peer (ZMQ_SNDHWM) before the broker drops more for it, counted
+  // in zguard_dropped_messages_total{reason="queue_full"}.
+  std::uint64_t send_queue = 100'000;  // default 100000
 };
 
 struct LogOptions {

@@ -1,6 +1,11 @@
 // Test harness for a real in-process broker; see broker_fixture.hpp.
 #include "broker_fixture.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 
 namespace zguard::testing {
@@ -63,6 +68,25 @@ WorkerThread::WorkerThread(zmq::context_t& context, const std::string& endpoint,
 WorkerThread::~WorkerThread() {
   stop_ = true;
   thread_.join();
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n = 0;
+      while ((n = read(fd, buffer, sizeof buffer)) > 0) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  return response;
 }
 
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout) {

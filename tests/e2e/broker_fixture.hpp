@@ -55,6 +55,10 @@ class WorkerThread {
   std::thread thread_;
 };
 
+// A minimal HTTP/1.0 GET against 127.0.0.1:port; returns status line, headers and body ("" when
+// nothing answers).
+std::string HttpGet(int port, const std::string& path);
+
 // Waits until `predicate` holds or `timeout` passes; returns the last value.
 bool WaitFor(const std::function<bool()>& predicate,
              std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));

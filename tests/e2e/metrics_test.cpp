@@ -4,11 +4,6 @@
 // /readyz answer.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <sstream>
 
 #include "broker_fixture.hpp"
@@ -18,26 +13,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using Outcome = proto::CallResult::Outcome;
-
-// A minimal HTTP/1.0 GET against 127.0.0.1:port; returns status line + body.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      ssize_t n = 0;
-      while ((n = read(fd, buffer, sizeof buffer)) > 0) response.append(buffer, n);
-    }
-  }
-  close(fd);
-  return response;
-}
 
 // The value of the sample `name{labels}` whose labels include all of
 // `labels` ("k=\"v\"" strings); -1 when there is no such sample.
@@ -132,6 +107,69 @@ services:
                                  : name;
     EXPECT_NE(text.find("# HELP " + base), std::string::npos) << family;
   }
+}
+
+// Replies the broker cannot hand over are counted, and nobody else waits for them: a client
+// that went away (peer_gone), and a client that never reads while its queue, send_queue
+// messages deep, is full (queue_full). ROUTER_MANDATORY makes both visible.
+TEST(Metrics, UndeliverableRepliesAreCountedAndBlockNobody) {
+  const std::string yaml = TestConfigYaml("  request_timeout: 5s\n  send_queue: 4\n",
+                                          "metrics: { listen: \"127.0.0.1:0\" }\n"
+                                          "services:\n  echo: {}\n  slow: {}\n");
+  RunningBroker broker(yaml);
+  const int port = broker.broker().metrics_port();
+  zmq::context_t context;
+  WorkerThread echo(context, broker.workers(), "echo");
+  WorkerThread slow(context, broker.workers(), "slow",
+                    [](auto&) { std::this_thread::sleep_for(milliseconds(300)); });
+
+  // 1. peer_gone: the client closes its socket while the slow worker holds its request.
+  {
+    zmq::socket_t gone(context, zmq::socket_type::dealer);
+    gone.set(zmq::sockopt::linger, 1000);
+    gone.connect(broker.clients());
+    gone.send(zmq::str_buffer("MDPC01"), zmq::send_flags::sndmore);
+    gone.send(zmq::str_buffer("slow"), zmq::send_flags::sndmore);
+    gone.send(zmq::str_buffer("bye"), zmq::send_flags::none);
+    std::this_thread::sleep_for(milliseconds(100));  // the request reaches the worker
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return Sample(HttpGet(port, "/metrics"), "zguard_dropped_messages_total",
+                  {R"(endpoint="public")", R"(reason="peer_gone")"}) == 1;
+  })) << HttpGet(port, "/metrics");
+
+  // 2. queue_full: 64 KiB replies to a client that reads nothing, until the kernel buffers
+  // and its queue are full; meanwhile another client is answered as usual.
+  zmq::socket_t deaf(context, zmq::socket_type::dealer);
+  deaf.set(zmq::sockopt::rcvhwm, 1);
+  deaf.set(zmq::sockopt::linger, 0);
+  deaf.connect(broker.clients());
+  const std::string big(64 * 1024, 'x');
+  constexpr int kFlood = 400;
+  for (int i = 0; i < kFlood; ++i) {
+    deaf.send(zmq::str_buffer("MDPC01"), zmq::send_flags::sndmore);
+    deaf.send(zmq::str_buffer("echo"), zmq::send_flags::sndmore);
+    deaf.send(zmq::buffer(big), zmq::send_flags::none);
+  }
+  proto::Client other(context, broker.clients());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Sample(HttpGet(port, "/metrics"), "zguard_dropped_messages_total",
+                      {R"(endpoint="public")", R"(reason="queue_full")"}) > 0;
+      },
+      milliseconds(10000)))
+      << HttpGet(port, "/metrics");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(other.Call("echo", {"still here"}, milliseconds(3000)).outcome, Outcome::kOk);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(2000));
+  ASSERT_TRUE(WaitFor([&] { return echo.answered() >= kFlood + 1; }, milliseconds(20000)));
+  const std::string text = HttpGet(port, "/metrics");
+  const double dropped = Sample(text, "zguard_dropped_messages_total",
+                                {R"(endpoint="public")", R"(reason="queue_full")"});
+  const double delivered =
+      Sample(text, "zguard_messages_total", {R"(endpoint="public")", R"(direction="out")"});
+  // Every reply was either delivered or counted as dropped.
+  EXPECT_EQ(dropped + delivered, kFlood + 1) << text;
 }
 
 TEST(Metrics, OffUnlessConfigured) {

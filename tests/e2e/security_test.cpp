@@ -62,7 +62,9 @@ class SecurityTest : public ::testing::Test {
 
     const std::string yaml = R"(broker:
   request_timeout: 3s
+  handshake_timeout: 1s
 log: { level: warn }
+metrics: { listen: "127.0.0.1:0" }
 keys:
   broker: keys/broker.key_secret
 endpoints:
@@ -347,6 +349,44 @@ services:
   }
   broker.Stop();
   routing.join();
+}
+
+// Issue 6, authenticator faults: when the ZAP handler stalls or is gone, nobody gets in on a
+// checked endpoint (fail closed), /readyz says unready, grasslands (no ZAP) and connections
+// admitted before the fault keep working.
+TEST_F(SecurityTest, AuthenticatorFaultsFailClosed) {
+  proto::ClientOptions options;
+  options.security = Curve(alice_);
+  proto::Client admitted(context_, broker_->Endpoint("iron"), options);
+  ASSERT_EQ(admitted.Call("echo", {"before"}, kAccepted).outcome, Outcome::kOk);
+  const int port = broker_->metrics_port();
+  ASSERT_GT(port, 0);
+  EXPECT_NE(HttpGet(port, "/readyz").find(" 200 "), std::string::npos);
+
+  const std::vector<std::pair<std::string, proto::Security>> checked = {
+      {"straw", proto::Security{}},
+      {"wood", Plain("admin", "s3cret")},
+      {"stone", Curve(mallory_)},
+      {"iron", Curve(alice_)}};
+
+  // 1. The handler stalls: it is stopped, and a stand-in that never answers takes its address.
+  broker_->authenticator().Stop();
+  {
+    zmq::socket_t silent(broker_->context(), zmq::socket_type::router);
+    silent.bind("inproc://zeromq.zap.01");
+    EXPECT_NE(HttpGet(port, "/readyz").find(" 503 "), std::string::npos);
+    for (const auto& [endpoint, security] : checked) ExpectRefused(endpoint, security);
+    // libzmq did ask: the stand-in holds unanswered requests.
+    zmq::message_t frame;
+    EXPECT_TRUE(silent.recv(frame, zmq::recv_flags::dontwait).has_value());
+    ExpectAccepted("grass", proto::Security{});
+    EXPECT_EQ(admitted.Call("echo", {"during"}, kAccepted).outcome, Outcome::kOk);
+    silent.set(zmq::sockopt::linger, 0);
+  }
+  // 2. The handler is gone: nothing listens on the ZAP address at all.
+  for (const auto& [endpoint, security] : checked) ExpectRefused(endpoint, security);
+  EXPECT_NE(HttpGet(port, "/readyz").find(" 503 "), std::string::npos);
+  ExpectAccepted("grass", proto::Security{});
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ broker:
   shutdown_grace: 2s
   unknown_service: queue
   max_queued_requests: 50
+  send_queue: 1000
 log: { level: debug, format: json }
 services:
   echo: {}
@@ -80,6 +81,7 @@ services:
   EXPECT_EQ(config.broker.shutdown_grace, Duration(2000));
   EXPECT_EQ(config.broker.unknown_service, UnknownService::kQueue);
   EXPECT_EQ(config.broker.max_queued_requests, 50U);
+  EXPECT_EQ(config.broker.send_queue, 1000U);
   EXPECT_EQ(config.log.level, "debug");
   EXPECT_EQ(config.log.format, LogFormat::kJson);
   const ServiceConfig& billing = config.services.at("billing");
@@ -156,8 +158,10 @@ TEST(Config, OutOfRangeValues) {
   heartbeat_interval: 5ms
   max_message_size: 2GiB
   request_timeout: 0s
+  send_queue: 3000000000
 )") + kEndpoints);
   ASSERT_FALSE(result.config.has_value());
+  EXPECT_THAT(ErrorFor(result, "broker.send_queue")->message, HasSubstr("at most 2147483647"));
   EXPECT_THAT(ErrorFor(result, "broker.io_threads")->message, HasSubstr("between 1 and 64"));
   EXPECT_THAT(ErrorFor(result, "broker.heartbeat_interval")->message,
               HasSubstr("between 10ms and 24h"));
