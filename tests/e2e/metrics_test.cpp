@@ -172,6 +172,38 @@ TEST(Metrics, UndeliverableRepliesAreCountedAndBlockNobody) {
   EXPECT_EQ(dropped + delivered, kFlood + 1) << text;
 }
 
+// Oversize input: a body over max_message_size gets 413 and is counted as too_large; a frame
+// over the transport limit (ZMQ_MAXMSGSIZE, 2 x max_message_size + 64 KiB) makes libzmq drop
+// the connection before the broker sees it. Either way others are served as usual.
+TEST(Metrics, OversizeMessagesAreRefusedAndCounted) {
+  const std::string yaml = TestConfigYaml("  max_message_size: 1KiB\n",
+                                          "metrics: { listen: \"127.0.0.1:0\" }\n"
+                                          "services:\n  echo: {}\n");
+  RunningBroker broker(yaml);
+  const int port = broker.broker().metrics_port();
+  zmq::context_t context;
+  WorkerThread echo(context, broker.workers(), "echo");
+  proto::Client client(context, broker.clients());
+  const auto refused = client.Call("echo", {std::string(2048, 'x')}, milliseconds(3000));
+  EXPECT_EQ(refused.code, 413);
+  EXPECT_EQ(Sample(HttpGet(port, "/metrics"), "zguard_requests_total",
+                   {R"(service="echo")", R"(outcome="too_large")"}),
+            1);
+  EXPECT_EQ(echo.answered(), 0);
+
+  zmq::socket_t huge(context, zmq::socket_type::dealer);
+  huge.set(zmq::sockopt::linger, 0);
+  huge.connect(broker.clients());
+  huge.send(zmq::str_buffer("MDPC01"), zmq::send_flags::sndmore);
+  huge.send(zmq::str_buffer("echo"), zmq::send_flags::sndmore);
+  const std::string body(200 * 1024, 'y');
+  huge.send(zmq::buffer(body), zmq::send_flags::none);
+  zmq::pollitem_t item{huge.handle(), 0, ZMQ_POLLIN, 0};
+  EXPECT_EQ(zmq::poll(&item, 1, milliseconds(1000)), 0) << "a reply to an over-limit frame";
+  EXPECT_EQ(echo.answered(), 0);
+  EXPECT_EQ(client.Call("echo", {"small"}, milliseconds(3000)).outcome, Outcome::kOk);
+}
+
 TEST(Metrics, OffUnlessConfigured) {
   RunningBroker broker(TestConfigYaml());
   EXPECT_EQ(broker.broker().metrics_port(), 0);
