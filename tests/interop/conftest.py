@@ -48,6 +48,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def unique_ports(names) -> Dict[str, int]:
+    """A distinct free loopback port for each name (free_port alone may repeat one)."""
+    ports: Dict[str, int] = {}
+    for name in names:
+        port = free_port()
+        while port in ports.values():
+            port = free_port()
+        ports[name] = port
+    return ports
+
+
 def wait_port(port: int, deadline: float, proc: Optional[subprocess.Popen] = None) -> None:
     """Polls until 127.0.0.1:port accepts a TCP connection or `deadline` passes."""
     while True:

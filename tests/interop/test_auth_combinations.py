@@ -19,7 +19,7 @@ from typing import Dict, List
 import zmq
 
 import mdp
-from conftest import free_port
+from conftest import unique_ports
 from test_security import echo_handler, keygen, render_config, run, set_password
 
 PROFILES = ["grasslands", "strawhouse", "woodhouse", "stonehouse", "ironhouse"]
@@ -83,19 +83,10 @@ def test_null_client_refused_on_every_accepted_combination(tmp_path, zguard_bin,
     assert len(accepted) < len(candidates)
 
     # One broker for all accepted endpoints, on real ports, plus a worker endpoint.
-    ports: Dict[str, int] = {}
-
-    def unique_port() -> int:
-        while True:
-            port = free_port()
-            if port not in ports.values():
-                return port
-
-    for endpoint in accepted:
-        if endpoint["bind"].startswith("tcp://"):
-            ports[endpoint["name"]] = unique_port()
-            endpoint["bind"] = f"tcp://127.0.0.1:{ports[endpoint['name']]}"
-    ports["workers"] = unique_port()
+    tcp = [e for e in accepted if e["bind"].startswith("tcp://")]
+    ports = unique_ports([e["name"] for e in tcp] + ["workers"])
+    for endpoint in tcp:
+        endpoint["bind"] = f"tcp://127.0.0.1:{ports[endpoint['name']]}"
     served = accepted + [{"name": "workers", "bind": f"tcp://127.0.0.1:{ports['workers']}",
                           "role": "workers", "profile": "grasslands"}]
     serve_path = tmp_path / "serve.yaml"

@@ -25,7 +25,7 @@ import zmq.auth
 import zmq.utils.monitor
 
 import mdp
-from conftest import ZGUARD_BIN, ConfigBroker, free_port
+from conftest import ZGUARD_BIN, ConfigBroker, unique_ports
 from test_security import keygen, render_config
 
 HERE = Path(__file__).resolve().parent
@@ -54,16 +54,6 @@ def set_broker(text: str, **settings) -> str:
         assert count == 1, key
         text = new
     return text
-
-
-def unique_ports(names: List[str]) -> Dict[str, int]:
-    ports: Dict[str, int] = {}
-    for name in names:
-        port = free_port()
-        while port in ports.values():
-            port = free_port()
-        ports[name] = port
-    return ports
 
 
 class LoadClient(threading.Thread):

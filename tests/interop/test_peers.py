@@ -10,25 +10,15 @@ import pytest
 import zmq
 
 import mdp
-from conftest import ConfigBroker, free_port
+from conftest import ConfigBroker, unique_ports
 from test_security import echo_handler, render_config
 
 REFUSED = 1.5
 
 
-def unique_ports(*names):
-    ports = {}
-    for name in names:
-        port = free_port()
-        while port in ports.values():
-            port = free_port()
-        ports[name] = port
-    return ports
-
-
 @pytest.fixture
 def grass_broker(tmp_path, zguard_bin):
-    ports = unique_ports("public", "workers")
+    ports = unique_ports(["public", "workers"])
     config = tmp_path / "grass.yaml"
     config.write_text(render_config([
         {"name": "public", "bind": f"tcp://127.0.0.1:{ports['public']}", "role": "clients",
@@ -108,7 +98,7 @@ def test_worker_routing_id_takeover_cannot_take_its_work(grass_broker, context, 
     ({"allow": ["::ffff:127.0.0.1"]}, False),  # nor is ::1 an IPv4-mapped address
 ])
 def test_address_rules_for_ipv6_peers(tmp_path, zguard_bin, context, workers, rules, admitted):
-    ports = unique_ports("straw", "workers")
+    ports = unique_ports(["straw", "workers"])
     endpoint = {"name": "straw", "bind": f"tcp://[::1]:{ports['straw']}", "role": "clients",
                 "profile": "strawhouse"}
     endpoint.update(rules)
