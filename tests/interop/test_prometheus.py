@@ -61,6 +61,7 @@ FAMILIES: Dict[str, Tuple[str, Set[str]]] = {
     "zguard_messages_total": ("counter", {"endpoint", "direction"}),
     "zguard_bytes_total": ("counter", {"endpoint", "direction"}),
     "zguard_malformed_messages_total": ("counter", {"endpoint"}),
+    "zguard_dropped_messages_total": ("counter", {"endpoint", "reason"}),
     "zguard_requests_total": ("counter", {"service", "outcome"}),
     "zguard_request_duration_seconds": ("histogram", {"service"}),
     "zguard_workers": ("gauge", {"service", "state"}),
