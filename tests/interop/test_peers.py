@@ -46,15 +46,17 @@ def test_client_routing_id_takeover_gets_nothing(grass_broker, context, workers)
     workers.append(worker)
     mdp.wait_for_service(context, grass_broker.client_endpoint, "slow")
     victim = mdp.Client(context, grass_broker.client_endpoint, identity=b"victim")
-    impostor = mdp.Client(context, grass_broker.client_endpoint, identity=b"victim")
+    impostor = None
     try:
         victim.send("slow", [b"for the victim"])
         deadline = time.monotonic() + 5
         while not worker.addresses and time.monotonic() < deadline:
             time.sleep(0.01)
         assert worker.addresses, "the request did not reach the worker"
-        # The impostor is connected now; libzmq's ROUTER refuses a second peer with an
-        # identity in use, so whatever it sends goes nowhere and it receives nothing.
+        # Only now does the impostor connect, with the victim's identity: libzmq's ROUTER
+        # refuses a second peer with an identity in use, so whatever it sends goes nowhere
+        # and it receives nothing.
+        impostor = mdp.Client(context, grass_broker.client_endpoint, identity=b"victim")
         impostor.send("echo", [b"hello"])
         time.sleep(0.3)
         release.set()
@@ -64,7 +66,8 @@ def test_client_routing_id_takeover_gets_nothing(grass_broker, context, workers)
             impostor.recv(timeout=REFUSED)
     finally:
         victim.close()
-        impostor.close()
+        if impostor is not None:
+            impostor.close()
 
 
 def test_worker_routing_id_takeover_cannot_take_its_work(grass_broker, context, workers):
@@ -72,11 +75,18 @@ def test_worker_routing_id_takeover_cannot_take_its_work(grass_broker, context, 
     requests; the real worker keeps serving."""
     real = mdp.Worker(context, grass_broker.endpoint("workers"), "echo", heartbeat=0.1,
                       identity=b"w1")
-    impostor = mdp.Worker(context, grass_broker.endpoint("workers"), "echo", heartbeat=0.1,
-                          identity=b"w1")
     client = mdp.Client(context, grass_broker.client_endpoint)
+    impostor = None
     try:
-        mdp.wait_for_service(context, grass_broker.client_endpoint, "echo")
+        deadline = time.monotonic() + 5
+        registered = False
+        while not registered and time.monotonic() < deadline:
+            real.pump(0.05)
+            registered = client.request("mmi.service", ["echo"], timeout=2).body == [b"200"]
+        assert registered
+        # The real worker is registered; now the impostor arrives with its routing id.
+        impostor = mdp.Worker(context, grass_broker.endpoint("workers"), "echo", heartbeat=0.1,
+                              identity=b"w1")
         for index in range(5):
             client.send("echo", [str(index).encode()])
             request = real.recv(timeout=5)
@@ -87,7 +97,8 @@ def test_worker_routing_id_takeover_cannot_take_its_work(grass_broker, context, 
     finally:
         client.close()
         real.kill()
-        impostor.kill()
+        if impostor is not None:
+            impostor.kill()
 
 
 @pytest.mark.parametrize("rules, admitted", [
