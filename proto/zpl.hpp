@@ -84,9 +84,9 @@ std::optional<std::string> WriteCertificatePair(const std::string& dir, const st
 
 // For a secret key file: std::nullopt when it is a regular file readable by its owner only (no
 // group/other permission bits; a file owned by root may also be readable by its group, as
-// Kubernetes mounts Secrets with fsGroup); otherwise a message that names the path, the current mode in
-// octal, and the fix, e.g. "run: chmod 600 PATH". Symbolic links are followed: the mode checked
-// is that of the file that would be read.
+// Kubernetes mounts Secrets with fsGroup); otherwise a message that names the path, the current
+// mode in octal, and the fix, e.g. "run: chmod 600 PATH". Symbolic links are followed: the mode
+// checked is that of the file that would be read.
 std::optional<std::string> CheckSecretFilePermissions(const std::string& path);
 
 }  // namespace zguard::proto

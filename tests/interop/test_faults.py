@@ -56,6 +56,13 @@ def set_broker(text: str, **settings) -> str:
     return text
 
 
+def grasslands_pair(ports: Dict[str, int]) -> List[Dict]:
+    """A grasslands clients endpoint `public` and workers endpoint `workers` on `ports`."""
+    return [{"name": name, "bind": f"tcp://127.0.0.1:{ports[name]}", "role": role,
+             "profile": "grasslands"} for name, role in (("public", "clients"),
+                                                         ("workers", "workers"))]
+
+
 class LoadClient(threading.Thread):
     """Sends numbered requests one at a time and records how each one ended."""
 
@@ -104,13 +111,9 @@ def test_workers_killed_under_load(tmp_path, zguard_bin, context):
     ports = unique_ports(["public", "workers"])
     config = tmp_path / "faults.yaml"
     config.write_text(
-        set_broker(render_config([
-            {"name": "public", "bind": f"tcp://127.0.0.1:{ports['public']}", "role": "clients",
-             "profile": "grasslands"},
-            {"name": "workers", "bind": f"tcp://127.0.0.1:{ports['workers']}",
-             "role": "workers", "profile": "grasslands"},
-        ]), heartbeat_interval=f"{int(HEARTBEAT * 1000)}ms", heartbeat_liveness=LIVENESS,
-            request_timeout=f"{int(REQUEST_TIMEOUT * 1000)}ms")
+        set_broker(render_config(grasslands_pair(ports)),
+                   heartbeat_interval=f"{int(HEARTBEAT * 1000)}ms", heartbeat_liveness=LIVENESS,
+                   request_timeout=f"{int(REQUEST_TIMEOUT * 1000)}ms")
         + "services:\n  once: { redispatch: false }\n  again: { redispatch: true }\n")
     broker = ConfigBroker(config, ports, tmp_path / "broker.log")
     logs: Dict[str, List[Path]] = {"once": [], "again": []}
@@ -190,12 +193,8 @@ def test_broker_restart_under_load(tmp_path, zguard_bin):
     ports = unique_ports(["public", "workers"])
     config = tmp_path / "restart.yaml"
     config.write_text(
-        set_broker(render_config([
-            {"name": "public", "bind": f"tcp://127.0.0.1:{ports['public']}", "role": "clients",
-             "profile": "grasslands"},
-            {"name": "workers", "bind": f"tcp://127.0.0.1:{ports['workers']}",
-             "role": "workers", "profile": "grasslands"},
-        ], services=["echo"]), heartbeat_interval="250ms"))
+        set_broker(render_config(grasslands_pair(ports), services=["echo"]),
+                   heartbeat_interval="250ms"))
     heartbeat = 0.25
     broker = ConfigBroker(config, ports, tmp_path / "broker-0.log")
     workers = [subprocess.Popen([ZGUARD_BIN, "echo-worker", "--connect",
@@ -378,12 +377,8 @@ def test_request_flood_is_bounded(tmp_path, zguard_bin, context):
     another client is served meanwhile, and the broker's memory stays bounded."""
     ports = unique_ports(["public", "workers"])
     config = tmp_path / "flood.yaml"
-    config.write_text(set_broker(render_config([
-        {"name": "public", "bind": f"tcp://127.0.0.1:{ports['public']}", "role": "clients",
-         "profile": "grasslands"},
-        {"name": "workers", "bind": f"tcp://127.0.0.1:{ports['workers']}", "role": "workers",
-         "profile": "grasslands"},
-    ], services=["void"]), max_queued_requests=1000, request_timeout="2s"))
+    config.write_text(set_broker(render_config(grasslands_pair(ports), services=["void"]),
+                                 max_queued_requests=1000, request_timeout="2s"))
     broker = ConfigBroker(config, ports, tmp_path / "broker.log")
     flood = 20_000
     try:

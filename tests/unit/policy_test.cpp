@@ -139,8 +139,8 @@ TEST(IsoTime, Formats) {
 TEST(IsoTime, YearsBeyondTheClockAreRefused) {
   EXPECT_TRUE(ParseIsoTime("2262-01-01").has_value());
   EXPECT_TRUE(ParseIsoTime("1678-01-01").has_value());
-  for (const char* far : {"4054-01-31T12:00:00+02:00", "9999-12-31", "2263-01-01", "0001-01-01",
-                          "1677-01-01"}) {
+  for (const char* far :
+       {"4054-01-31T12:00:00+02:00", "9999-12-31", "2263-01-01", "0001-01-01", "1677-01-01"}) {
     EXPECT_FALSE(ParseIsoTime(far).has_value()) << far;
   }
 }
