@@ -3,9 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "broker/libzmq_check.hpp"
+
 namespace zguard {
 
 Broker::Broker(config::Config config) : config_(std::move(config)) {
+  // Before any socket: the first routing id each ROUTER generates comes from rand().
+  SeedRoutingIdGenerator();
   context_.set(zmq::ctxopt::io_threads, config_.broker.io_threads);
   // Routing ids up to 255 bytes, and every connection of every endpoint.
   context_.set(zmq::ctxopt::max_sockets, 65535);
@@ -33,6 +37,14 @@ std::vector<std::string> Broker::Start() {
   limits.window = config_.broker.auth_failure_window;
   limits.cooldown = config_.broker.auth_cooldown;
   if (config_.metrics.enabled) metrics_ = std::make_unique<Metrics>(config_);
+  libzmq_ = CheckLibzmq(context_);
+  if (libzmq_.reserved_ids != LibzmqFacts::ReservedIds::kRefused) {
+    spdlog::warn("{}", ReservedIdWarning(libzmq_));
+  }
+  if (metrics_) {
+    metrics_->SetReservedRoutingIdsRefused(libzmq_.reserved_ids ==
+                                           LibzmqFacts::ReservedIds::kRefused);
+  }
   authenticator_ =
       std::make_unique<auth::Authenticator>(context_, security.policy, limits, metrics_.get());
   try {

@@ -13,6 +13,7 @@
 #include "broker/auth/authenticator.hpp"
 #include "broker/auth/reloader.hpp"
 #include "broker/config/config.hpp"
+#include "broker/libzmq_check.hpp"
 #include "broker/metrics.hpp"
 #include "broker/metrics_server.hpp"
 #include "broker/router.hpp"
@@ -50,6 +51,8 @@ class Broker {
   std::string Endpoint(const std::string& name) const;
 
   const config::Config& config() const { return config_; }
+  // What the start-up self-check found out about the linked libzmq (valid after Start()).
+  const LibzmqFacts& libzmq() const { return libzmq_; }
   const Router& router() const { return *router_; }
   auth::Authenticator& authenticator() { return *authenticator_; }
   // The context every broker socket lives in (tests bind a stand-in ZAP handler in it).
@@ -61,6 +64,7 @@ class Broker {
   std::unique_ptr<Metrics> metrics_;  // null when metrics are off
   std::unique_ptr<MetricsServer> metrics_server_;
   std::atomic<bool> ready_{false};
+  LibzmqFacts libzmq_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<auth::Reloader> reloader_;
   std::unique_ptr<Router> router_;

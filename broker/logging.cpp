@@ -70,6 +70,27 @@ class JsonFormatter final : public spdlog::formatter {
 
 }  // namespace
 
+std::string LogSafe(std::string_view text, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const std::string_view shown = text.substr(0, max);
+  out.reserve(shown.size() + 8);
+  for (const char c : shown) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (byte >= 0x20 && byte < 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    }
+  }
+  if (text.size() > max) out += "...(" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
 void SetupLogging(const config::LogOptions& options) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("zguard", sink);

@@ -88,7 +88,15 @@ Metrics::Metrics(const config::Config& config)
       build_info_(BuildGauge()
                       .Name("zguard_build_info")
                       .Help("Always 1; the version is in the label")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      reserved_ids_family_(
+          BuildGauge()
+              .Name("zguard_libzmq_reserved_routing_ids_refused")
+              .Help("1 when the linked libzmq refuses peer-chosen routing ids that start with a "
+                    "zero byte (checked at start-up); 0 means a peer has a small chance per "
+                    "connection of crashing the broker (see SECURITY.md)")
+              .Register(*registry_)) {
+  reserved_ids_refused_ = &reserved_ids_family_.Add({});
   reload_ok_ = &reloads_.Add({{"result", "ok"}});
   reload_failed_ = &reloads_.Add({{"result", "failed"}});
   auth_queue_ = &auth_queue_family_.Add({}, kQueueBuckets);

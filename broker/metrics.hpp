@@ -88,6 +88,8 @@ class Metrics {
   void CountHandshakeFailure(std::size_t endpoint, std::string_view reason);
   void ObserveAuthQueue(double seconds) { auth_queue_->Observe(seconds); }
   void CountReload(bool ok) { (ok ? reload_ok_ : reload_failed_)->Increment(); }
+  // 1 when the linked libzmq refuses peer-chosen routing ids starting with a zero byte.
+  void SetReservedRoutingIdsRefused(bool refused) { reserved_ids_refused_->Set(refused ? 1 : 0); }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -106,6 +108,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Family<prometheus::Histogram>& auth_queue_family_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& reserved_ids_family_;
+  prometheus::Gauge* reserved_ids_refused_;
   prometheus::Counter* reload_ok_;
   prometheus::Counter* reload_failed_;
   prometheus::Histogram* auth_queue_;

@@ -5,6 +5,7 @@
 #include "broker/auth/policy.hpp"
 #include "broker/cli/commands.hpp"
 #include "broker/config/config.hpp"
+#include "broker/libzmq_check.hpp"
 
 namespace zguard::cli {
 
@@ -32,6 +33,16 @@ int RunCheck(const std::string& path) {
   if (!security.errors.empty()) {
     std::cerr << path << ": " << security.errors.size() << " error(s)\n";
     return 1;
+  }
+  {
+    SeedRoutingIdGenerator();
+    zmq::context_t context;
+    const LibzmqFacts facts = CheckLibzmq(context);
+    std::cout << "libzmq " << facts.version << ": reserved routing ids "
+              << ToString(facts.reserved_ids) << '\n';
+    if (facts.reserved_ids != LibzmqFacts::ReservedIds::kRefused) {
+      std::cerr << ReservedIdWarning(facts) << " (warning)\n";
+    }
   }
   std::cout << path << ": OK (" << result.config->endpoints.size() << " endpoints, "
             << result.config->services.size() << " declared services)\n";
