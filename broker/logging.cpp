@@ -91,6 +91,29 @@ std::string LogSafe(std::string_view text, std::size_t max) {
   return out;
 }
 
+bool LogLimiter::Admit(const std::string& key, Clock::time_point now) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    if (entries_.size() < max_keys_) entries_.emplace(key, Entry{now, 0});
+    return true;
+  }
+  ++it->second.held;
+  return false;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> LogLimiter::Due(Clock::time_point now) {
+  std::vector<std::pair<std::string, std::uint64_t>> due;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (now - it->second.since < window_) {
+      ++it;
+      continue;
+    }
+    if (it->second.held > 0) due.emplace_back(it->first, it->second.held);
+    it = entries_.erase(it);
+  }
+  return due;
+}
+
 void SetupLogging(const config::LogOptions& options) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("zguard", sink);

@@ -19,8 +19,20 @@ const prometheus::Histogram::BucketBoundaries kQueueBuckets = {
 std::string_view ToString(Outcome outcome) {
   static constexpr std::array<std::string_view, static_cast<std::size_t>(Outcome::kCount)> kNames =
       {"ok",        "timeout", "no_worker",       "unauthorized", "worker_lost", "too_large",
-       "malformed", "busy",    "unknown_service", "shutdown",     "revoked"};
+       "malformed", "busy",    "unknown_service", "shutdown",     "revoked",     "client_gone"};
   return kNames[static_cast<std::size_t>(outcome)];
+}
+
+std::string_view ToString(WorkerRefusal refusal) {
+  static constexpr std::array<std::string_view, static_cast<std::size_t>(WorkerRefusal::kCount)>
+      kNames = {"not_registered", "not_allowed", "bad_service", "protocol"};
+  return kNames[static_cast<std::size_t>(refusal)];
+}
+
+std::string_view ToString(Refusal refusal) {
+  static constexpr std::array<std::string_view, static_cast<std::size_t>(Refusal::kCount)> kNames =
+      {"routing_id_too_long", "no_connection", "internal_error"};
+  return kNames[static_cast<std::size_t>(refusal)];
 }
 
 Metrics::Metrics(const config::Config& config)
@@ -56,6 +68,24 @@ Metrics::Metrics(const config::Config& config)
                    .Help("Messages the broker could not hand to a peer, by reason (peer_gone: "
                          "it disconnected; queue_full: broker.send_queue messages were waiting)")
                    .Register(*registry_)),
+      refused_(BuildCounter()
+                   .Name("zguard_refused_messages_total")
+                   .Help("Messages refused before they reached Majordomo, by reason "
+                         "(routing_id_too_long, no_connection, internal_error)")
+                   .Register(*registry_)),
+      closed_silent_(BuildCounter()
+                         .Name("zguard_connections_closed_silent_total")
+                         .Help("Connections that closed without delivering a single message: "
+                               "refused or failed handshakes, peers speaking ZMTP 1.0/2.0, "
+                               "probes")
+                         .Register(*registry_)),
+      worker_refusals_(BuildCounter()
+                           .Name("zguard_worker_refusals_total")
+                           .Help("Workers sent DISCONNECT, by reason (not_registered: a "
+                                 "worker command from a connection that never sent READY; "
+                                 "not_allowed: services.NAME.workers; bad_service: the name is "
+                                 "too long, undeclared or over the cap; protocol)")
+                           .Register(*registry_)),
       requests_(BuildCounter()
                     .Name("zguard_requests_total")
                     .Help("Client requests by service and outcome")
@@ -115,6 +145,15 @@ Metrics::Metrics(const config::Config& config)
         &dropped_.Add({{"endpoint", endpoint.name}, {"reason", "peer_gone"}});
     handles.dropped_queue_full =
         &dropped_.Add({{"endpoint", endpoint.name}, {"reason", "queue_full"}});
+    for (std::size_t i = 0; i < handles.refused.size(); ++i) {
+      handles.refused[i] = &refused_.Add(
+          {{"endpoint", endpoint.name}, {"reason", std::string(ToString(Refusal(i)))}});
+    }
+    handles.closed_silent = &closed_silent_.Add({{"endpoint", endpoint.name}});
+    for (std::size_t i = 0; i < handles.workers_refused.size(); ++i) {
+      handles.workers_refused[i] = &worker_refusals_.Add(
+          {{"endpoint", endpoint.name}, {"reason", std::string(ToString(WorkerRefusal(i)))}});
+    }
     endpoints_.push_back(handles);
     endpoint_names_.push_back(endpoint.name);
   }
@@ -177,6 +216,25 @@ ServiceMetrics* Metrics::ForService(std::string_view service) {
   ServiceMetrics* raw = handles.get();
   services_.emplace(name, std::move(handles));
   return raw;
+}
+
+void Metrics::ReleaseService(ServiceMetrics* handles) {
+  if (handles == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = services_.begin(); it != services_.end(); ++it) {
+    if (it->second.get() != handles) continue;
+    for (const char* shared : {"_other", "_invalid", "_unknown", "_none"}) {
+      if (it->first == shared) return;  // shared buckets are never removed
+    }
+    for (auto* counter : handles->requests) requests_.Remove(counter);
+    duration_.Remove(handles->duration);
+    workers_.Remove(handles->idle);
+    workers_.Remove(handles->busy);
+    queued_.Remove(handles->queued);
+    late_replies_.Remove(handles->late_replies);
+    services_.erase(it);
+    return;
+  }
 }
 
 void Metrics::CountAuthDecision(std::string_view endpoint, std::string_view mechanism, bool allowed,

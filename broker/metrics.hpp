@@ -37,9 +37,31 @@ enum class Outcome : std::size_t {
   kUnknownService,
   kShutdown,
   kRevoked,
+  kClientGone,  // the client disconnected before its reply
   kCount,
 };
 std::string_view ToString(Outcome outcome);
+
+// Why a message was refused before it reached the Majordomo layer: the `reason` label of
+// zguard_refused_messages_total.
+enum class Refusal : std::size_t {
+  kRoutingIdTooLong,  // more than 255 bytes (RFC 23)
+  kNoConnection,      // no connection or identity could be attributed to it
+  kInternalError,     // handling it failed inside the broker (contained, logged)
+  kCount,
+};
+std::string_view ToString(Refusal refusal);
+
+// Why a worker was sent DISCONNECT: the `reason` label of zguard_worker_refusals_total.
+enum class WorkerRefusal : std::size_t {
+  kNotRegistered,  // HEARTBEAT/REPLY from a connection that sent no READY (e.g. one that took
+                   // over the routing id of a worker that is gone)
+  kNotAllowed,     // READY refused by services.NAME.workers
+  kBadService,     // READY for a name that is too long, undeclared (deny) or over the cap
+  kProtocol,       // READY twice, REPLY while idle, a malformed message
+  kCount,
+};
+std::string_view ToString(WorkerRefusal refusal);
 
 // Per-service handles. Owned by Metrics; a Service keeps a pointer.
 struct ServiceMetrics {
@@ -63,6 +85,17 @@ struct EndpointMetrics {
   prometheus::Counter* malformed = nullptr;
   prometheus::Counter* dropped_peer_gone = nullptr;   // the peer disconnected
   prometheus::Counter* dropped_queue_full = nullptr;  // its send queue (send_queue) was full
+  std::array<prometheus::Counter*, static_cast<std::size_t>(Refusal::kCount)> refused{};
+  // Connections that closed without ever delivering a message (refused handshakes included).
+  prometheus::Counter* closed_silent = nullptr;
+
+  std::array<prometheus::Counter*, static_cast<std::size_t>(WorkerRefusal::kCount)>
+      workers_refused{};
+
+  void Refused(Refusal refusal) const { refused[static_cast<std::size_t>(refusal)]->Increment(); }
+  void Refused(WorkerRefusal refusal) const {
+    workers_refused[static_cast<std::size_t>(refusal)]->Increment();
+  }
 };
 
 class Metrics {
@@ -81,6 +114,10 @@ class Metrics {
   // Handles for `service` (created on first call). Requests that name no
   // service we know are counted under "_unknown"; malformed ones under "_none".
   ServiceMetrics* ForService(std::string_view service);
+  // The service these handles belong to is gone: its series leave /metrics (a name that comes
+  // back starts from zero). The shared "_other", "_invalid", "_unknown" and "_none" handles
+  // stay. `handles` must not be used afterwards.
+  void ReleaseService(ServiceMetrics* handles);
 
   // Handshake-rate paths (not per message): a small locked map of handles.
   void CountAuthDecision(std::string_view endpoint, std::string_view mechanism, bool allowed,
@@ -100,6 +137,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& bytes_;
   prometheus::Family<prometheus::Counter>& malformed_;
   prometheus::Family<prometheus::Counter>& dropped_;
+  prometheus::Family<prometheus::Counter>& refused_;
+  prometheus::Family<prometheus::Counter>& closed_silent_;
+  prometheus::Family<prometheus::Counter>& worker_refusals_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Gauge>& workers_;

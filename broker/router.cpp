@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "broker/config/units.hpp"
@@ -16,10 +18,10 @@ namespace {
 
 // Messages read from one socket before the loop looks at the others.
 constexpr int kBatch = 256;
-
-}  // namespace
-
-namespace {
+// frames_ keeps at most this much capacity between messages.
+constexpr std::size_t kKeptFrames = 256;
+// A Sync() with the monitor thread takes microseconds; this is only a bound.
+constexpr std::chrono::milliseconds kSyncTimeout{200};
 
 // libzmq's ZMQ_ZAP_ENFORCE_DOMAIN (a draft option in 4.3, accepted by the
 // Debian build): without it a ZAP-checked socket admits everyone when no
@@ -29,7 +31,10 @@ constexpr int kZapEnforceDomain = 93;
 void ApplySecurity(zmq::socket_t& socket, const config::EndpointConfig& endpoint,
                    const auth::ServerKey& key) {
   if (endpoint.bind.find('[') != std::string::npos) socket.set(zmq::sockopt::ipv6, 1);
-  if (!endpoint.UsesZap()) return;  // grasslands: NULL, no ZAP call
+  // Every endpoint asks the authenticator, grasslands too (it admits everyone): so that every
+  // connection has an identity, and because libzmq then refuses ZMTP 1.0/2.0 peers at once,
+  // which would otherwise bypass the handshake (no metadata, no descriptor) and be dropped
+  // after handshake_timeout.
   socket.set(zmq::sockopt::zap_domain, endpoint.name);
   const int one = 1;
   if (zmq_setsockopt(socket.handle(), kZapEnforceDomain, &one, sizeof one) != 0) {
@@ -45,8 +50,28 @@ void ApplySecurity(zmq::socket_t& socket, const config::EndpointConfig& endpoint
       socket.set(zmq::sockopt::curve_secretkey, key.secret_key);
       break;
     default:
-      break;  // strawhouse: NULL with the ZAP domain set
+      break;  // grasslands, strawhouse: NULL with the ZAP domain set
   }
+}
+
+const char* ProtocolErrorText(std::uint32_t code) {
+  switch (code) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+      return "security mechanism mismatch (the peer does not use this endpoint's profile)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+      return "CURVE decryption failed (the peer may have a wrong server key)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+      return "CURVE key exchange failed";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA:
+      return "invalid handshake metadata";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND:
+    case ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_SEQUENCE:
+      return "unexpected handshake command";
+    default:
+      break;
+  }
+  if ((code & 0xff000000U) == ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED) return "bad ZAP reply";
+  return "malformed handshake";
 }
 
 }  // namespace
@@ -79,52 +104,20 @@ Router::Router(zmq::context_t& context, const config::Config& config,
     sockets_.push_back(std::move(socket));
   }
   bound_.resize(config.endpoints.size());
+  silent_closes_.assign(config.endpoints.size(), 0);
+  handshake_failures_.assign(config.endpoints.size(), 0);
+  frame_limit_ = static_cast<std::size_t>(config.broker.max_frames) + proto::kMaxHeaderFrames + 1;
   TableSettings settings = TableSettings::From(config);
   settings.metrics = metrics;
   table_ = std::make_unique<ServiceTable>(std::move(settings), *this);
-  if (metrics_ != nullptr) {
-    // Connections and handshake failures come from libzmq's socket monitor.
-    constexpr int kEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    for (std::size_t i = 0; i < sockets_.size(); ++i) {
-      const std::string address = "inproc://zguard.monitor." +
-                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "." +
-                                  std::to_string(i);
-      if (zmq_socket_monitor(sockets_[i].handle(), address.c_str(), kEvents) != 0) {
-        throw zmq::error_t();
-      }
-      zmq::socket_t monitor(context, zmq::socket_type::pair);
-      monitor.set(zmq::sockopt::linger, 0);
-      monitor.connect(address);
-      monitors_.push_back(std::move(monitor));
-    }
-    // The events are read on a thread of their own: polling them in the
-    // routing loop would cost every request a few more poll items.
-    monitor_thread_ = std::thread([this] { RunMonitors(); });
-  }
+  std::vector<zmq::socket_t*> monitored;
+  for (auto& socket : sockets_) monitored.push_back(&socket);
+  events_ = std::make_unique<ConnectionEvents>(context, monitored);
 }
 
 Router::~Router() {
-  monitor_stop_ = true;
-  if (monitor_thread_.joinable()) monitor_thread_.join();
+  events_.reset();  // stops the monitor thread before the sockets close
   if (stop_fd_ >= 0) close(stop_fd_);
-}
-
-void Router::RunMonitors() {
-  std::vector<zmq::pollitem_t> items;
-  for (auto& monitor : monitors_) items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
-  try {
-    while (!monitor_stop_) {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
-      for (std::size_t i = 0; i < items.size(); ++i) {
-        if ((items[i].revents & ZMQ_POLLIN) != 0) HandleMonitor(static_cast<std::uint16_t>(i));
-      }
-    }
-  } catch (const zmq::error_t& e) {
-    if (e.num() != ETERM) spdlog::error("socket monitor stopped: {}", e.what());
-  }
-  for (auto& monitor : monitors_) monitor.close();
 }
 
 std::vector<std::string> Router::Bind() {
@@ -163,31 +156,43 @@ void Router::BeginShutdown() {
 void Router::Run() {
   std::vector<zmq::pollitem_t> items;
   for (auto& socket : sockets_) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({nullptr, events_->fd(), ZMQ_POLLIN, 0});
   items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
+  const std::size_t events_item = sockets_.size();
   Clock::time_point drain_deadline{};
 
   while (true) {
     auto now = Clock::now();
     if (stopping_ && (table_->LiveRequests() == 0 || now >= drain_deadline)) break;
-    auto next = table_->NextTimer();
+    auto next = std::min(table_->NextTimer(), next_log_flush_);
     if (stopping_) next = std::min(next, drain_deadline);
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now);
     zmq::poll(items.data(), items.size(),
               std::max(std::chrono::milliseconds(0), wait + std::chrono::milliseconds(1)));
     now = Clock::now();
-    RefreshPolicy();  // one relaxed load unless a reload happened
-    if ((items.back().revents & ZMQ_POLLIN) != 0 && !stopping_) {
-      std::uint64_t count = 0;
-      [[maybe_unused]] const auto got = read(stop_fd_, &count, sizeof count);
-      BeginShutdown();
-      drain_deadline = now + config_.broker.shutdown_grace;
-    }
-    for (std::size_t i = 0; i < sockets_.size(); ++i) {
-      if ((items[i].revents & ZMQ_POLLIN) != 0) {
-        HandleReadable(static_cast<std::uint16_t>(i), now);
+    try {
+      RefreshPolicy();  // one relaxed load unless a reload happened
+      if ((items.back().revents & ZMQ_POLLIN) != 0 && !stopping_) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] const auto got = read(stop_fd_, &count, sizeof count);
+        BeginShutdown();
+        drain_deadline = now + config_.broker.shutdown_grace;
       }
+      // Connections that closed go first: nothing more is sent on their behalf.
+      if ((items[events_item].revents & ZMQ_POLLIN) != 0) HandleEvents();
+      for (std::size_t i = 0; i < sockets_.size(); ++i) {
+        if ((items[i].revents & ZMQ_POLLIN) != 0) {
+          HandleReadable(static_cast<std::uint16_t>(i), now);
+        }
+      }
+      if (now >= table_->NextTimer()) table_->OnTimer(now);
+      if (now >= next_log_flush_) FlushLogs(now);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) throw;
+      Contain(0, e.what());
+    } catch (const std::exception& e) {
+      Contain(0, e.what());
     }
-    if (now >= table_->NextTimer()) table_->OnTimer(now);
   }
   if (table_->LiveRequests() > 0) {
     spdlog::warn("shutdown grace expired with {} request(s) unanswered; answering 503",
@@ -197,11 +202,37 @@ void Router::Run() {
   spdlog::info("routing loop stopped");
 }
 
+void Router::Contain(std::uint16_t endpoint, const char* what) {
+  // Something failed inside the broker while handling one message (an allocation, a send):
+  // that message is lost, the loop goes on. A multipart send it left half done is ended
+  // with an empty frame so that the next message starts clean.
+  if (mid_message_) {
+    mid_message_ = false;
+    zmq::message_t last;
+    try {
+      (void)sockets_[sending_endpoint_].send(last, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+  dropping_ = false;
+  pending_bytes_out_ = 0;
+  if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kInternalError);
+  const std::string key = "internal\n" + Name(endpoint);
+  if (log_limiter_.Admit(key, Clock::now())) {
+    spdlog::error("endpoint {}: handling a message failed, message dropped: {}", Name(endpoint),
+                  what);
+  }
+}
+
 void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
   auto& socket = sockets_[endpoint];
-  const bool clients = config_.endpoints[endpoint].role == config::Role::kClients;
+  const bool workers = config_.endpoints[endpoint].role == config::Role::kWorkers;
   for (int n = 0; n < kBatch; ++n) {
-    if (!proto::ReceiveMultipart(socket, frames_, true)) return;
+    // A worker's message may be the reply to a client that just disconnected: apply the
+    // disconnects reported so far first (one relaxed load when there are none).
+    if (workers && events_->waiting()) HandleEvents();
+    const std::size_t count = proto::ReceiveBounded(socket, frames_, frame_limit_, true);
+    if (count == 0) break;
     if (metrics_ != nullptr) {
       std::uint64_t bytes = 0;
       for (const auto& frame : frames_) bytes += frame.size();
@@ -209,53 +240,203 @@ void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
       m.messages_in->Increment();
       m.bytes_in->Increment(static_cast<double>(bytes));
     }
-    const auth::Identity who = IdentityOf(endpoint);
-    const bool revoked = KeyRevoked(endpoint, who.key);
-    if (clients) {
-      const auto msg = proto::DecodeClientMessage(frames_);
-      if (msg.error != nullptr) {
-        ++table_->mutable_stats().malformed_client;
-        if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
-        spdlog::debug("endpoint {}: dropped malformed client message: {}",
-                      config_.endpoints[endpoint].name, msg.error);
-        continue;
+    try {
+      HandleMessage(endpoint, count, now);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) throw;
+      Contain(endpoint, e.what());
+    } catch (const std::exception& e) {
+      Contain(endpoint, e.what());
+    }
+  }
+  if (frames_.capacity() > kKeptFrames) Frames().swap(frames_);
+}
+
+void Router::HandleMessage(std::uint16_t endpoint, std::size_t frame_count, Clock::time_point now) {
+  if (frames_.size() < 2) return;  // a ROUTER always prepends the routing id
+  if (frames_[0].size() > proto::kMaxRoutingId) {
+    // RFC 23 allows 255 bytes; libzmq 4.3 passes longer ids through. Nothing of such a peer
+    // is kept, so its id cannot be copied into the broker's state again and again.
+    if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kRoutingIdTooLong);
+    if (log_limiter_.Admit("long-id\n" + Name(endpoint), now)) {
+      spdlog::warn(
+          "endpoint {}: refused a message from a peer whose routing id is {} bytes "
+          "(the limit is 255)",
+          Name(endpoint), frames_[0].size());
+    }
+    return;
+  }
+  Peer* peer = ResolvePeer(endpoint);
+  if (peer == nullptr) return;
+  if (config_.endpoints[endpoint].role == config::Role::kClients) {
+    const auto msg = proto::DecodeClientMessage(frames_);
+    if (msg.error != nullptr) {
+      ++table_->mutable_stats().malformed_client;
+      if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
+      spdlog::debug("endpoint {}: dropped malformed client message: {}", Name(endpoint), msg.error);
+      return;
+    }
+    if (peer->revoked) {
+      table_->OnRevokedClient(*peer, frames_, msg);
+      return;
+    }
+    table_->OnClientMessage(*peer, frames_, msg, now, frame_count);
+    return;
+  }
+  if (peer->revoked) {
+    table_->OnRevokedWorker(*peer);
+    return;
+  }
+  const auto msg = proto::DecodeWorkerMessage(frames_);
+  if (msg.error != nullptr) {
+    spdlog::debug("endpoint {}: dropped malformed worker message: {}", Name(endpoint), msg.error);
+    if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
+    table_->OnMalformedWorkerMessage(*peer);
+    return;
+  }
+  table_->OnWorkerMessage(*peer, frames_, msg, now, frame_count);
+}
+
+Peer* Router::PeerAt(int fd) const {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= peers_by_fd_.size()) return nullptr;
+  return peers_by_fd_[static_cast<std::size_t>(fd)];
+}
+
+Peer* Router::ResolvePeer(std::uint16_t endpoint) {
+  // Read from the message itself: libzmq attaches the connection's descriptor and what the
+  // authenticator said (User-Id, and the Roles and Key properties it always sets) to every
+  // frame of a connection. Nothing the peer put in its frames is trusted.
+  auto* message = frames_[1].handle();
+  const char* fd_text = zmq_msg_gets(message, "__fd");
+  const char* user = zmq_msg_gets(message, "User-Id");
+  const char* key_text = zmq_msg_gets(message, auth::kKeyProperty);
+  int fd = -1;
+  if (fd_text != nullptr) {
+    const std::string_view text(fd_text);
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
+    if (ec != std::errc() || ptr != text.data() + text.size()) fd = -1;
+  }
+  if (fd < 0 || user == nullptr) {
+    // Every connection of a tcp:// or ipc:// endpoint has both; refuse what has not.
+    if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kNoConnection);
+    return nullptr;
+  }
+  const std::string_view routing_id = proto::View(frames_[0]);
+  const std::string_view key = key_text != nullptr ? key_text : "";
+  auto matches = [&](const Peer* peer) {
+    return peer != nullptr && peer->endpoint == endpoint && peer->routing_id == routing_id &&
+           peer->user == user && peer->key == key;
+  };
+  Peer* peer = PeerAt(fd);
+  if (matches(peer)) return peer;
+  // A connection not seen before (or a descriptor whose last connection's end has not been
+  // applied yet): first apply every disconnect libzmq has reported, so that a later event for
+  // this descriptor can only be about this connection.
+  SyncEvents();
+  peer = PeerAt(fd);
+  if (matches(peer)) return peer;
+  if (peer != nullptr) {
+    // The descriptor belongs to a new connection, yet its previous one was never reported
+    // closed: that one is gone all the same, and so is all it owned.
+    spdlog::info("endpoint {}: connection {} was replaced without a disconnect event",
+                 Name(peer->endpoint), fd);
+    ClosePeerAt(fd, "connection replaced");
+  }
+  const char* roles = zmq_msg_gets(message, auth::kRolesProperty);
+  Peer& opened = table_->OpenPeer(endpoint, routing_id,
+                                  auth::Identity{user, roles != nullptr ? roles : "", key});
+  opened.revoked = KeyRevoked(endpoint, opened.key);
+  if (static_cast<std::size_t>(fd) >= peers_by_fd_.size()) {
+    peers_by_fd_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
+  }
+  peers_by_fd_[static_cast<std::size_t>(fd)] = &opened;
+  return &opened;
+}
+
+void Router::ClosePeerAt(int fd, std::string_view why) {
+  Peer* peer = PeerAt(fd);
+  if (peer == nullptr) return;
+  peers_by_fd_[static_cast<std::size_t>(fd)] = nullptr;
+  table_->ClosePeer(*peer, why);
+}
+
+void Router::SyncEvents() {
+  if (!events_->Sync(kSyncTimeout)) {
+    spdlog::warn("socket monitor did not answer within {} ms", kSyncTimeout.count());
+  }
+  HandleEvents();
+}
+
+void Router::HandleEvents() {
+  event_batch_.clear();
+  events_->Take(event_batch_);
+  for (const ConnectionEvent& event : event_batch_) {
+    if (event.endpoint >= sockets_.size()) continue;
+    const EndpointMetrics* m = metrics_ != nullptr ? &metrics_->endpoint(event.endpoint) : nullptr;
+    const auto fd = static_cast<int>(event.value);
+    switch (event.type) {
+      case ZMQ_EVENT_ACCEPTED:
+        if (m != nullptr) m->connections->Increment();
+        break;
+      case ZMQ_EVENT_DISCONNECTED: {
+        if (m != nullptr) m->connections->Decrement();
+        const Peer* peer = PeerAt(fd);
+        if (peer != nullptr && peer->endpoint == event.endpoint) {
+          ClosePeerAt(fd, "disconnected");
+        } else {
+          ++silent_closes_[event.endpoint];
+          if (m != nullptr) m->closed_silent->Increment();
+        }
+        break;
       }
-      if (revoked) {
-        table_->OnRevokedClient(endpoint, frames_, msg);
-        continue;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: {
+        ++handshake_failures_[event.endpoint];
+        const bool protocol = event.type == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+        const bool auth = event.type == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+        if (metrics_ != nullptr) {
+          metrics_->CountHandshakeFailure(event.endpoint,
+                                          protocol ? "protocol" : (auth ? "auth" : "no_detail"));
+        }
+        if (auth) break;  // the authenticator logged why it said no
+        const std::string detail = protocol ? ProtocolErrorText(event.value)
+                                            : "did not complete: " + std::string(std::strerror(fd));
+        if (log_limiter_.Admit("handshake\n" + Name(event.endpoint) + "\n" + detail,
+                               Clock::now())) {
+          spdlog::info("endpoint {}: handshake failed: {}", Name(event.endpoint), detail);
+        }
+        break;
       }
-      table_->OnClientMessage(endpoint, frames_, msg, now, who);
-    } else {
-      if (revoked) {
-        table_->OnRevokedWorker(endpoint, proto::View(frames_[0]));
-        continue;
-      }
-      const auto msg = proto::DecodeWorkerMessage(frames_);
-      if (msg.error != nullptr) {
-        spdlog::debug("endpoint {}: dropped malformed worker message: {}",
-                      config_.endpoints[endpoint].name, msg.error);
-        if (metrics_ != nullptr) metrics_->endpoint(endpoint).malformed->Increment();
-        table_->OnMalformedWorkerMessage(endpoint, proto::View(frames_[0]), now);
-        continue;
-      }
-      table_->OnWorkerMessage(endpoint, frames_, msg, now, who);
+      default:
+        break;
     }
   }
 }
 
-auth::Identity Router::IdentityOf(std::uint16_t endpoint) const {
-  if (!config_.endpoints[endpoint].UsesZap() || frames_.size() < 2) {
-    return ServiceTable::kAnonymous;  // grasslands: no ZAP, nobody vouched for anything
+void Router::FlushLogs(Clock::time_point now) {
+  for (const auto& [key, held] : log_limiter_.Due(now)) {
+    std::string shown = key;
+    std::replace(shown.begin(), shown.end(), '\n', ' ');
+    spdlog::info("{}: {} more like it in the last {} s", shown, held,
+                 log_limiter_.window().count());
   }
-  // Read from the message itself: libzmq attaches what the authenticator said
-  // (User-Id, and the Roles/Key properties it always sets) to every frame of
-  // the connection. Nothing the peer put in its frames is trusted.
-  auto* message = const_cast<zmq::message_t&>(frames_[1]).handle();
-  const char* user = zmq_msg_gets(message, "User-Id");
-  const char* roles = zmq_msg_gets(message, auth::kRolesProperty);
-  const char* key = zmq_msg_gets(message, auth::kKeyProperty);
-  return auth::Identity{user != nullptr ? user : "", roles != nullptr ? roles : "",
-                        key != nullptr ? key : ""};
+  for (std::size_t i = 0; i < silent_closes_.size(); ++i) {
+    // Connections that closed without a message and without a handshake failure libzmq
+    // reported: peers that gave up, probes, and peers that speak ZMTP 1.0 or 2.0, which
+    // libzmq refuses at once without saying so.
+    if (silent_closes_[i] > handshake_failures_[i]) {
+      spdlog::info(
+          "endpoint {}: {} connection(s) closed in the last {} s before sending anything, "
+          "without a handshake error; peers that speak ZMTP 1.0/2.0 (libzmq 2.x/3.x, "
+          "JeroMQ 0.3) are refused this way: zguard needs ZMTP 3.0 or later",
+          config_.endpoints[i].name, silent_closes_[i] - handshake_failures_[i],
+          log_limiter_.window().count());
+    }
+    silent_closes_[i] = 0;
+    handshake_failures_[i] = 0;
+  }
+  next_log_flush_ = now + log_limiter_.window();
 }
 
 void Router::RefreshPolicy() {
@@ -270,15 +451,16 @@ void Router::RefreshPolicy() {
     auto it = policy_->endpoints.find(config_.endpoints[i].name);
     if (it != policy_->endpoints.end()) endpoint_policy_[i] = &it->second;
   }
-  // Registered workers whose key was revoked go now, before they are handed
-  // another request; clients are refused on their next message.
-  const std::size_t dropped = table_->DropWorkersIf(
-      [this](std::uint16_t endpoint, std::string_view key) { return KeyRevoked(endpoint, key); });
-  if (dropped > 0) spdlog::info("dropped {} worker(s) whose credentials were revoked", dropped);
+  // Everything a revoked key holds ends now, in one step (see ServiceTable::Revoke).
+  const std::size_t revoked =
+      table_->Revoke([this](const Peer& peer) { return KeyRevoked(peer.endpoint, peer.key); });
+  if (revoked > 0)
+    spdlog::info("revoked {} connection(s) whose credentials were withdrawn", revoked);
 }
 
 bool Router::KeyRevoked(std::uint16_t endpoint, std::string_view key) const {
   if (authenticator_ == nullptr || !config_.endpoints[endpoint].UsesCurve()) return false;
+  if (endpoint >= endpoint_policy_.size()) return false;  // no policy seen yet
   const auth::EndpointPolicy* policy = endpoint_policy_[endpoint];
   if (policy == nullptr) return true;  // fail closed
   if (!policy->revoked.empty() && policy->revoked.find(key) != policy->revoked.end()) {
@@ -317,6 +499,7 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
     return;
   }
   mid_message_ = more;
+  sending_endpoint_ = endpoint;
   if (metrics_ != nullptr) {
     // One update per message, not per frame: the counters are atomics.
     pending_bytes_out_ += frame.size();
@@ -329,44 +512,15 @@ void Router::SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more)
   }
 }
 
-void Router::HandleMonitor(std::uint16_t endpoint) {
-  std::vector<zmq::message_t>& frames = monitor_frames_;
-  while (proto::ReceiveMultipart(monitors_[endpoint], frames, true)) {
-    if (frames.empty() || frames[0].size() < 6) continue;
-    std::uint16_t event = 0;
-    std::memcpy(&event, frames[0].data(), sizeof event);
-    const EndpointMetrics& m = metrics_->endpoint(endpoint);
-    switch (event) {
-      case ZMQ_EVENT_ACCEPTED:
-        m.connections->Increment();
-        break;
-      case ZMQ_EVENT_DISCONNECTED:
-        m.connections->Decrement();
-        break;
-      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        metrics_->CountHandshakeFailure(endpoint, "no_detail");
-        break;
-      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        metrics_->CountHandshakeFailure(endpoint, "protocol");
-        break;
-      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-        metrics_->CountHandshakeFailure(endpoint, "auth");
-        break;
-      default:
-        break;
-    }
-  }
-}
-
 void Router::SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more) {
   zmq::message_t frame(bytes.data(), bytes.size());
   SendFrame(endpoint, frame, more);
 }
 
 void Router::SendRequest(const Worker& worker, Request& request, bool keep_body) {
-  const auto e = worker.endpoint;
+  const auto e = worker.peer->endpoint;
   const std::string id = EncodeRequestId(request.id);
-  SendFrame(e, worker.identity, true);
+  SendFrame(e, worker.peer->routing_id, true);
   SendFrame(e, std::string_view(), true);
   SendFrame(e, proto::kWorkerHeader, true);
   zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kRequest);
@@ -393,9 +547,10 @@ void Router::SendRequest(const Worker& worker, Request& request, bool keep_body)
 }
 
 void Router::SendReply(const Request& request, Frames& frames, std::size_t body_begin) {
-  const auto e = request.client.endpoint;
-  SendFrame(e, request.client.routing_id, true);
-  if (request.client.has_delimiter) SendFrame(e, std::string_view(), true);
+  const Peer& client = *request.client;
+  const auto e = client.endpoint;
+  SendFrame(e, client.routing_id, true);
+  if (request.has_delimiter) SendFrame(e, std::string_view(), true);
   SendFrame(e, proto::kClientHeader, true);
   SendFrame(e, request.service->name, body_begin < frames.size());
   for (std::size_t i = body_begin; i < frames.size(); ++i) {
@@ -403,11 +558,11 @@ void Router::SendReply(const Request& request, Frames& frames, std::size_t body_
   }
 }
 
-void Router::SendToClient(const ClientAddress& client, std::string_view service,
+void Router::SendToClient(const Peer& client, bool has_delimiter, std::string_view service,
                           std::initializer_list<std::string_view> body) {
   const auto e = client.endpoint;
   SendFrame(e, client.routing_id, true);
-  if (client.has_delimiter) SendFrame(e, std::string_view(), true);
+  if (has_delimiter) SendFrame(e, std::string_view(), true);
   SendFrame(e, proto::kClientHeader, true);
   SendFrame(e, service, body.size() != 0);
   std::size_t i = 0;
@@ -415,16 +570,16 @@ void Router::SendToClient(const ClientAddress& client, std::string_view service,
 }
 
 void Router::SendHeartbeat(const Worker& worker) {
-  const auto e = worker.endpoint;
-  SendFrame(e, worker.identity, true);
+  const auto e = worker.peer->endpoint;
+  SendFrame(e, worker.peer->routing_id, true);
   SendFrame(e, std::string_view(), true);
   SendFrame(e, proto::kWorkerHeader, true);
   zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kHeartbeat);
   SendFrame(e, command, false);
 }
 
-void Router::SendDisconnect(std::uint16_t endpoint, std::string_view identity) {
-  SendFrame(endpoint, identity, true);
+void Router::SendDisconnect(std::uint16_t endpoint, std::string_view routing_id) {
+  SendFrame(endpoint, routing_id, true);
   SendFrame(endpoint, std::string_view(), true);
   SendFrame(endpoint, proto::kWorkerHeader, true);
   zmq::message_t command = proto::CommandFrame(proto::WorkerCommand::kDisconnect);

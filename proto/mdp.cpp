@@ -135,6 +135,27 @@ bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames
   return true;
 }
 
+std::size_t ReceiveBounded(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
+                           std::size_t keep, bool dontwait) {
+  frames.clear();
+  zmq::message_t frame;
+  if (!socket.recv(frame, dontwait ? zmq::recv_flags::dontwait : zmq::recv_flags::none)) {
+    return 0;
+  }
+  std::size_t count = 1;
+  bool more = frame.more();
+  if (keep > 0) frames.push_back(std::move(frame));
+  while (more) {
+    // The rest of a message is already here: libzmq delivers messages whole.
+    zmq::message_t next;
+    (void)socket.recv(next, zmq::recv_flags::none);
+    more = next.more();
+    ++count;
+    if (frames.size() < keep) frames.push_back(std::move(next));
+  }
+  return count;
+}
+
 void SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames) {
   for (std::size_t i = 0; i < frames.size(); ++i) {
     socket.send(frames[i],

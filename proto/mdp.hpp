@@ -27,6 +27,15 @@ inline constexpr std::string_view kIdentityMarker = "zguard.identity";
 // Prefix of the Majordomo Management Interface services (RFC 8).
 inline constexpr std::string_view kMmiPrefix = "mmi.";
 
+// The longest routing id ZMTP allows (RFC 23: 0 to 255 octets); libzmq 4.3 does not enforce it
+// on what peers send, so the broker refuses messages from longer ones.
+inline constexpr std::size_t kMaxRoutingId = 255;
+// The longest service name the broker accepts from a peer (MDP sets no limit).
+inline constexpr std::size_t kMaxServiceName = 255;
+// Frames of a client or worker message before its body: routing id, delimiter, header,
+// command, client address, delimiter (the worker REPLY form is the longest).
+inline constexpr std::size_t kMaxHeaderFrames = 6;
+
 enum class WorkerCommand : std::uint8_t {
   kReady = 0x01,
   kRequest = 0x02,
@@ -104,6 +113,13 @@ inline zmq::message_t CommandFrame(WorkerCommand command) {
 // waiting (only possible with `dontwait`). `frames` is cleared first and
 // keeps its capacity so callers can reuse one vector for every message.
 bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool dontwait);
+
+// The same, for messages from peers: keeps at most `keep` frames in `frames` and reads and
+// discards the rest, so that a message of a million empty frames costs no more memory than
+// `keep` frames. Returns the number of frames the message had (0: none was waiting, with
+// `dontwait`); more than frames.size() means some were discarded.
+std::size_t ReceiveBounded(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
+                           std::size_t keep, bool dontwait);
 
 // Sends every frame of `frames`, moving their contents into the socket.
 void SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& frames);

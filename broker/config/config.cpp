@@ -28,6 +28,7 @@ namespace {
 
 constexpr int kMaxIoThreads = 64;
 constexpr std::uint64_t kMaxMessageSizeLimit = 1ULL << 30;  // 1GiB
+constexpr std::uint64_t kMaxFramesLimit = 65536;
 
 std::string Quote(std::string_view text) {
   std::string out = "\"";
@@ -240,7 +241,8 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
                   {"io_threads", "heartbeat_interval", "heartbeat_liveness", "request_timeout",
                    "max_message_size", "shutdown_grace", "unknown_service", "max_queued_requests",
                    "auth_failure_limit", "auth_failure_window", "auth_cooldown",
-                   "handshake_timeout", "send_queue"})) {
+                   "handshake_timeout", "send_queue", "max_frames", "undeclared_services",
+                   "max_undeclared_services", "service_retention"})) {
     return;
   }
   r.ReadInt(node["io_threads"], "broker.io_threads", 1, kMaxIoThreads, out.io_threads);
@@ -258,6 +260,19 @@ void ReadBroker(Reader& r, const YAML::Node& node, BrokerOptions& out) {
   if (unknown >= 0) out.unknown_service = static_cast<UnknownService>(unknown);
   r.ReadCount(node["max_queued_requests"], "broker.max_queued_requests", 1,
               out.max_queued_requests);
+  r.ReadCount(node["max_frames"], "broker.max_frames", 1, out.max_frames);
+  if (out.max_frames > kMaxFramesLimit) {
+    r.Error(node["max_frames"], "broker.max_frames",
+            "must be at most " + std::to_string(kMaxFramesLimit));
+    out.max_frames = kMaxFramesLimit;
+  }
+  const int undeclared = r.ReadChoice(node["undeclared_services"], "broker.undeclared_services",
+                                      {"allow", "deny"});
+  if (undeclared >= 0) out.undeclared_services = static_cast<UndeclaredServices>(undeclared);
+  r.ReadCount(node["max_undeclared_services"], "broker.max_undeclared_services", 0,
+              out.max_undeclared_services);
+  r.ReadDuration(node["service_retention"], "broker.service_retention", Duration(0),
+                 out.service_retention);
   r.ReadInt(node["auth_failure_limit"], "broker.auth_failure_limit", 0, 1'000'000,
             out.auth_failure_limit);
   r.ReadDuration(node["auth_failure_window"], "broker.auth_failure_window", Duration(1),
@@ -483,6 +498,16 @@ void ReadServices(Reader& r, const YAML::Node& node,
         std::uint64_t limit = 0;
         r.ReadCount(body["max_queued_requests"], path + ".max_queued_requests", 1, limit);
         if (limit > 0) service.max_queued_requests = limit;
+      }
+      // Restricting who may call a service, or telling its workers who calls, protects
+      // nothing while any worker on any workers endpoint (grasslands included) may serve it.
+      if ((service.clients_set || service.forward_identity) && !service.workers_set) {
+        r.Error(item.first, path + ".workers",
+                std::string(service.clients_set ? "has a clients: rule" : "forwards identities") +
+                    " but no workers: rule, so any worker on any workers endpoint could serve it" +
+                    (service.forward_identity ? " and see who calls it" : "") +
+                    "; say who may serve it (workers: [\"role:NAME\", ...], or [\"*\"] for any "
+                    "worker, explicitly)");
       }
     }
     out[name] = service;

@@ -26,6 +26,12 @@ enum class LogFormat { kText, kJson };
 // see TableSettings::service_retention): answer 404 at once, or queue it
 // until a worker comes or the request expires.
 enum class UnknownService { kReject, kQueue };
+// Whether a worker may register (or, with unknown_service: queue, a client create) a service
+// that `services:` does not declare. RFC 7 brokers create services as workers register them,
+// and zguide-style deployments rely on that, so `allow` is the default; `deny` makes the
+// declared services the only ones (recommended where workers are not all trusted; the shipped
+// container config uses it).
+enum class UndeclaredServices { kAllow, kDeny };
 
 struct BrokerOptions {
   int io_threads = 1;                           // libzmq I/O threads; default 1
@@ -33,9 +39,19 @@ struct BrokerOptions {
   int heartbeat_liveness = 3;                   // missed heartbeats before a worker is dropped
   Duration request_timeout{10'000};             // default 10s; then the client gets an error
   std::uint64_t max_message_size = 1ULL << 20;  // request/reply body limit; default 1MiB
+  // Body frames of one request or reply; more is answered 413. Also bounds what one message
+  // costs the broker in frame bookkeeping (about 64 bytes per frame, even an empty one).
+  std::uint64_t max_frames = 64;  // default 64
   Duration shutdown_grace{5000};                // drain time on SIGTERM; default 5s
   UnknownService unknown_service = UnknownService::kReject;  // default reject
   std::uint64_t max_queued_requests = 10'000;                // per service; beyond it: 429 busy
+  UndeclaredServices undeclared_services = UndeclaredServices::kAllow;  // default allow
+  // Undeclared services that may exist at once (each has its own metric series); READY for
+  // one more is refused. Default 1000.
+  std::uint64_t max_undeclared_services = 1000;
+  // How long an undeclared service with no workers and no requests is remembered (requests
+  // for it queue meanwhile, with unknown_service: queue); then it and its metric series go.
+  Duration service_retention{60'000};  // default 1m
   // After this many failed authentications from one address within
   // auth_failure_window, refuse it without checking for auth_cooldown.
   int auth_failure_limit = 10;           // 0 disables; default 10
@@ -80,7 +96,6 @@ struct EndpointConfig {
   bool UsesCurve() const {
     return profile == Profile::kStonehouse || profile == Profile::kIronhouse;
   }
-  bool UsesZap() const { return profile != Profile::kGrasslands; }
 };
 
 // Prometheus /metrics, /healthz and /readyz over HTTP.

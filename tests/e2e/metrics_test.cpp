@@ -110,8 +110,9 @@ services:
 }
 
 // Replies the broker cannot hand over are counted, and nobody else waits for them: a client
-// that went away (peer_gone), and a client that never reads while its queue, send_queue
-// messages deep, is full (queue_full). ROUTER_MANDATORY makes both visible.
+// that went away (its request ends as client_gone and the worker's reply is dropped as late),
+// and a client that never reads while its queue, send_queue messages deep, is full
+// (queue_full). ROUTER_MANDATORY makes the second visible.
 TEST(Metrics, UndeliverableRepliesAreCountedAndBlockNobody) {
   const std::string yaml = TestConfigYaml("  request_timeout: 5s\n  send_queue: 4\n",
                                           "metrics: { listen: \"127.0.0.1:0\" }\n"
@@ -123,7 +124,8 @@ TEST(Metrics, UndeliverableRepliesAreCountedAndBlockNobody) {
   WorkerThread slow(context, broker.workers(), "slow",
                     [](auto&) { std::this_thread::sleep_for(milliseconds(300)); });
 
-  // 1. peer_gone: the client closes its socket while the slow worker holds its request.
+  // 1. The client closes its socket while the slow worker holds its request: the broker
+  // learns of the disconnect, ends the request and drops the worker's reply.
   {
     zmq::socket_t gone(context, zmq::socket_type::dealer);
     gone.set(zmq::sockopt::linger, 1000);
@@ -134,9 +136,14 @@ TEST(Metrics, UndeliverableRepliesAreCountedAndBlockNobody) {
     std::this_thread::sleep_for(milliseconds(100));  // the request reaches the worker
   }
   ASSERT_TRUE(WaitFor([&] {
-    return Sample(HttpGet(port, "/metrics"), "zguard_dropped_messages_total",
-                  {R"(endpoint="public")", R"(reason="peer_gone")"}) == 1;
+    const std::string text = HttpGet(port, "/metrics");
+    return Sample(text, "zguard_requests_total",
+                  {R"(service="slow")", R"(outcome="client_gone")"}) == 1 &&
+           Sample(text, "zguard_late_replies_total", {R"(service="slow")"}) == 1;
   })) << HttpGet(port, "/metrics");
+  EXPECT_EQ(Sample(HttpGet(port, "/metrics"), "zguard_dropped_messages_total",
+                   {R"(endpoint="public")", R"(reason="peer_gone")"}),
+            0);
 
   // 2. queue_full: 64 KiB replies to a client that reads nothing, until the kernel buffers
   // and its queue are full; meanwhile another client is answered as usual.

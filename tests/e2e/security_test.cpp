@@ -85,7 +85,7 @@ endpoints:
 services:
   echo: {}
   billing: { clients: ["role:billing"], workers: ["user:billing-worker"] }
-  whoami: { forward_identity: true }
+  whoami: { forward_identity: true, workers: ["*"] }
 )";
     auto loaded = config::LoadConfigString(yaml, "security.yaml", dir);
     ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();
@@ -210,8 +210,9 @@ TEST_F(SecurityTest, ServiceRulesDecideWhoMayCallAndWhoMayServe) {
   ASSERT_EQ(allowed.outcome, Outcome::kOk) << allowed.code << " " << allowed.reason;
   const auto refused = Call("stone", Curve(mallory_), kAccepted, "billing");
   ASSERT_EQ(refused.outcome, Outcome::kError);
-  EXPECT_EQ(refused.code, 403);
-  EXPECT_EQ(refused.reason, "not authorized to call this service");
+  // Answered like a service that does not exist (as mmi.service does).
+  EXPECT_EQ(refused.code, 404);
+  EXPECT_EQ(refused.reason, "unknown service");
   EXPECT_EQ(billing.answered(), 1);
 }
 
@@ -363,7 +364,9 @@ TEST_F(SecurityTest, AuthenticatorFaultsFailClosed) {
   ASSERT_GT(port, 0);
   EXPECT_NE(HttpGet(port, "/readyz").find(" 200 "), std::string::npos);
 
+  // Every endpoint asks the authenticator, grasslands included.
   const std::vector<std::pair<std::string, proto::Security>> checked = {
+      {"grass", proto::Security{}},
       {"straw", proto::Security{}},
       {"wood", Plain("admin", "s3cret")},
       {"stone", Curve(mallory_)},
@@ -373,20 +376,33 @@ TEST_F(SecurityTest, AuthenticatorFaultsFailClosed) {
   broker_->authenticator().Stop();
   {
     zmq::socket_t silent(broker_->context(), zmq::socket_type::router);
-    silent.bind("inproc://zeromq.zap.01");
+    // libzmq frees an inproc name asynchronously once its socket is closed: retry the bind
+    // for a while instead of failing on "Address already in use".
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool bound = false;
+    while (!bound) {
+      try {
+        silent.bind("inproc://zeromq.zap.01");
+        bound = true;
+      } catch (const zmq::error_t& e) {
+        ASSERT_EQ(e.num(), EADDRINUSE) << e.what();
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the ZAP address stayed taken";
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+    }
     EXPECT_NE(HttpGet(port, "/readyz").find(" 503 "), std::string::npos);
     for (const auto& [endpoint, security] : checked) ExpectRefused(endpoint, security);
     // libzmq did ask: the stand-in holds unanswered requests.
     zmq::message_t frame;
     EXPECT_TRUE(silent.recv(frame, zmq::recv_flags::dontwait).has_value());
-    ExpectAccepted("grass", proto::Security{});
+    // A connection admitted before goes on working.
     EXPECT_EQ(admitted.Call("echo", {"during"}, kAccepted).outcome, Outcome::kOk);
     silent.set(zmq::sockopt::linger, 0);
   }
   // 2. The handler is gone: nothing listens on the ZAP address at all.
   for (const auto& [endpoint, security] : checked) ExpectRefused(endpoint, security);
   EXPECT_NE(HttpGet(port, "/readyz").find(" 503 "), std::string::npos);
-  ExpectAccepted("grass", proto::Security{});
+  EXPECT_EQ(admitted.Call("echo", {"after"}, kAccepted).outcome, Outcome::kOk);
 }
 
 }  // namespace

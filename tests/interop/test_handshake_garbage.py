@@ -18,14 +18,13 @@ the PLAIN HELLO (RFC 24).
 What libzmq 4.3.4 (the broker's) does with each kind, as observed and asserted below:
 
 * It hangs up at once on everything that breaks ZMTP 3.x after the greeting, and on ZMTP
-  1.0/2.0 peers (random bytes included: their first byte is not 0xFF) when the endpoint has a
-  ZAP domain (every profile but grasslands).
-* Grasslands (NULL, no ZAP) accepts ZMTP 1.0 and 2.0 peers, random bytes read as ZMTP 1.0
-  frames included, and only drops them when broker.handshake_timeout runs out: the
-  handshake timer is never cancelled for those peers. (A well-formed ZMTP 1.0 or 2.0 client
-  on grasslands even gets its MDP reply, and is then dropped at handshake_timeout too.)
+  1.0/2.0 peers (random bytes included: their first byte is not 0xFF), because every zguard
+  endpoint has a ZAP domain, grasslands included. (Without one, libzmq 4.3.4 would speak
+  ZMTP 1.0/2.0 on grasslands and drop such peers only when broker.handshake_timeout ran out,
+  because it never cancels the handshake timer for them.)
 * The socket monitor, hence zguard_handshake_failures_total, does not report every hang-up:
-  the comment in garbage_for() lists the kinds that are not counted.
+  the comment in garbage_for() lists the kinds that are not counted. Those connections are
+  counted in zguard_connections_closed_silent_total and summed up in a log line instead.
 """
 
 from __future__ import annotations
@@ -126,14 +125,13 @@ class Garbage:
 
 def garbage_for(profile: str) -> List[Garbage]:
     """Every garbage kind for an endpoint of `profile`, the silent peer last."""
-    grass = profile == "grasslands"
     rng = random.Random(f"garbage-{profile}")
     mine = greeting3(MECHANISM_OF[profile])
     # Hung up on at once without a monitor event (libzmq 4.3.4 raises a protocol error but
     # reports no ZMQ_EVENT_HANDSHAKE_FAILED_*), so not counted: ZMTP 1.0/2.0 peers and
-    # random bytes on ZAP endpoints, a frame size with the top bit set or above the broker's
-    # transport limit, and a NULL READY with malformed metadata.
-    old_zmtp = dict(prompt=not grass, counted="no_detail" if grass else None)
+    # random bytes (every endpoint has a ZAP domain), a frame size with the top bit set or
+    # above the broker's transport limit, and a NULL READY with malformed metadata.
+    old_zmtp = dict(prompt=True, counted=None)
     kinds = [
         # Random bytes; the first (0xf5 for seed 1) is not 0xFF, so libzmq reads a ZMTP 1.0
         # stream of length-prefixed frames.
@@ -587,11 +585,20 @@ def zmtp2_frame(body: bytes, more: bool = False) -> bytes:
     return bytes([1 if more else 0, len(body)]) + body
 
 
+def closed_silent(setup, endpoint: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{setup.metrics_port}/metrics",
+                                  timeout=3).read().decode()
+    match = re.search(r'^zguard_connections_closed_silent_total\{endpoint="%s"\} (\S+)$'
+                      % re.escape(endpoint), text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
-def test_old_zmtp_client_on_grasslands_gets_its_reply(setup, version):
-    """Grasslands has no ZAP domain, so libzmq speaks ZMTP 1.0 and 2.0 there. (It then drops
-    such a peer when broker.handshake_timeout runs out, even after the exchange below: not
-    asserted either way here, see the module docstring.)"""
+def test_old_zmtp_client_on_grasslands_is_refused_at_once_and_counted(setup, version):
+    """ZMTP 1.0/2.0 peers bypass the ZMTP 3 handshake (no metadata, no identity), so zguard
+    refuses them on every endpoint, grasslands too, at once rather than dropping them when
+    handshake_timeout runs out. Each refusal is counted, and the broker's log says why in
+    its next summary (checked in test_logging.py)."""
     if version == "1.0":
         greeting, encode = zmtp1_frame(b""), zmtp1_frame  # the greeting is the identity
     else:
@@ -600,28 +607,39 @@ def test_old_zmtp_client_on_grasslands_gets_its_reply(setup, version):
     request = (encode(b"", True) + encode(mdp.CLIENT_HEADER, True) + encode(b"echo", True)
                + encode(tag))
     before = setup.worker.handled
+    counted_before = closed_silent(setup, "grass")
     sock = socket.create_connection(("127.0.0.1", setup.port("grass")), timeout=2)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     received = b""
+    started = time.monotonic()
+    closed_after = None
     try:
-        sock.sendall(greeting + request)
-        deadline = time.monotonic() + 3
-        while tag not in received and time.monotonic() < deadline:
+        try:
+            sock.sendall(greeting + request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        deadline = started + 3
+        while time.monotonic() < deadline:
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = sock.recv(65536)
             except socket.timeout:
                 break
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
+                closed_after = time.monotonic() - started
                 break
             received += chunk
     finally:
         sock.close()
-    # The reply frames [""][MDPC01][echo][tag], in the peer's own framing.
-    reply = encode(b"", True) + encode(mdp.CLIENT_HEADER, True) + encode(b"echo", True) \
-        + encode(tag)
-    assert reply in received, received
-    assert setup.worker.handled == before + 1
+    assert closed_after is not None and closed_after < PROMPT, (closed_after, received)
+    assert tag not in received
+    assert setup.worker.handled == before
+    deadline = time.monotonic() + 3
+    while closed_silent(setup, "grass") < counted_before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert closed_silent(setup, "grass") >= counted_before + 1
 
 
 # --------------------------------------------------------------------------
@@ -641,7 +659,7 @@ def test_good_clients_survive_100_garbage_connections(setup):
             peers.append(open_peer(setup.port(endpoint), endpoint,
                                    menu[(i // len(endpoints)) % len(menu)]))
         idle = [p.label() for p in peers if not p.garbage.prompt]
-        assert len(idle) >= 20, idle  # enough kinds that stay open until handshake_timeout
+        assert len(idle) >= 10, idle  # enough kinds that stay open until handshake_timeout
 
         # While they are open (the first ones time out after HANDSHAKE_TIMEOUT).
         started = time.monotonic()

@@ -70,6 +70,10 @@ FAMILIES: Dict[str, Tuple[str, Set[str]]] = {
     "zguard_config_reloads_total": ("counter", {"result"}),
     "zguard_authenticator_queue_seconds": ("histogram", set()),
     "zguard_build_info": ("gauge", {"version"}),
+    "zguard_refused_messages_total": ("counter", {"endpoint", "reason"}),
+    "zguard_connections_closed_silent_total": ("counter", {"endpoint"}),
+    "zguard_worker_refusals_total": ("counter", {"endpoint", "reason"}),
+    "zguard_libzmq_reserved_routing_ids_refused": ("gauge", set()),
 }
 
 

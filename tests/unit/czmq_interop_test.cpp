@@ -317,7 +317,7 @@ endpoints:
       certificates: store }
   - { name: workers, bind: "tcp://127.0.0.1:*", role: workers, profile: grasslands }
 services:
-  whoami: { forward_identity: true, clients: ["role:dev"] }
+  whoami: { forward_identity: true, clients: ["role:dev"], workers: ["*"] }
 )";
   auto loaded = config::LoadConfigString(yaml, "czmq.yaml", dir.path());
   ASSERT_TRUE(loaded.config.has_value()) << loaded.errors.at(0).ToString();

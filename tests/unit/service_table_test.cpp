@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 
 namespace zguard {
 namespace {
@@ -26,25 +27,26 @@ struct Sent {
 class RecordingTransport : public Transport {
  public:
   void SendRequest(const Worker& worker, Request& request, bool keep_body) override {
-    Sent sent{"request", worker.identity, request.service->name, {}, EncodeRequestId(request.id)};
+    Sent sent{
+        "request", worker.peer->routing_id, request.service->name, {}, EncodeRequestId(request.id)};
     for (const auto& frame : request.body) sent.body.emplace_back(proto::View(frame));
     if (!keep_body) request.body.clear();
     log.push_back(std::move(sent));
   }
   void SendReply(const Request& request, Frames& frames, std::size_t begin) override {
-    Sent sent{"reply", request.client.routing_id, request.service->name, {}, {}};
+    Sent sent{"reply", request.client->routing_id, request.service->name, {}, {}};
     for (std::size_t i = begin; i < frames.size(); ++i)
       sent.body.emplace_back(proto::View(frames[i]));
     log.push_back(std::move(sent));
   }
-  void SendToClient(const ClientAddress& client, std::string_view service,
+  void SendToClient(const Peer& client, bool /*has_delimiter*/, std::string_view service,
                     std::initializer_list<std::string_view> body) override {
     Sent sent{"client", client.routing_id, std::string(service), {}, {}};
     for (const auto part : body) sent.body.emplace_back(part);
     log.push_back(std::move(sent));
   }
   void SendHeartbeat(const Worker& worker) override {
-    log.push_back({"heartbeat", worker.identity, {}, {}, {}});
+    log.push_back({"heartbeat", worker.peer->routing_id, {}, {}, {}});
   }
   void SendDisconnect(std::uint16_t, std::string_view identity) override {
     log.push_back({"disconnect", std::string(identity), {}, {}, {}});
@@ -75,7 +77,25 @@ class ServiceTableTest : public ::testing::Test {
     return settings;
   }
   void Build(const TableSettings& settings = Defaults()) {
+    peers_.clear();
     table_ = std::make_unique<ServiceTable>(settings, transport_, now_);
+  }
+  // The connection behind routing id `id` on `endpoint`, opened on first use (as the Router
+  // does on a connection's first message).
+  Peer& PeerFor(std::uint16_t endpoint, const std::string& id,
+                const auth::Identity& who = ServiceTable::kAnonymous) {
+    auto it = peers_.find({endpoint, id});
+    if (it != peers_.end()) return *it->second;
+    Peer& peer = table_->OpenPeer(endpoint, id, who);
+    peers_[{endpoint, id}] = &peer;
+    return peer;
+  }
+  // The connection closes (the Router's disconnect event).
+  void Close(std::uint16_t endpoint, const std::string& id) {
+    auto it = peers_.find({endpoint, id});
+    ASSERT_NE(it, peers_.end());
+    table_->ClosePeer(*it->second, "disconnected");
+    peers_.erase(it);
   }
   void SetUp() override { Build(); }
 
@@ -85,13 +105,13 @@ class ServiceTableTest : public ::testing::Test {
     for (const auto part : body) frames.push_back(proto::Frame(part));
     const auto msg = proto::DecodeClientMessage(frames);
     ASSERT_EQ(msg.error, nullptr);
-    table_->OnClientMessage(kClients, frames, msg, now_);
+    table_->OnClientMessage(PeerFor(kClients, id), frames, msg, now_);
   }
   void Worker(const std::string& id, Frames frames) {
     frames.insert(frames.begin(), proto::Frame(id));
     const auto msg = proto::DecodeWorkerMessage(frames);
     ASSERT_EQ(msg.error, nullptr);
-    table_->OnWorkerMessage(kWorkers, frames, msg, now_);
+    table_->OnWorkerMessage(PeerFor(kWorkers, id), frames, msg, now_);
   }
   void Ready(const std::string& id, const std::string& service) {
     Worker(id, Make({"", "MDPW01", "\x01", service}));
@@ -114,6 +134,7 @@ class ServiceTableTest : public ::testing::Test {
 
   RecordingTransport transport_;
   std::unique_ptr<ServiceTable> table_;
+  std::map<std::pair<std::uint16_t, std::string>, Peer*> peers_;
   Clock::time_point now_ = Clock::now();
 };
 
@@ -414,6 +435,190 @@ TEST_F(ServiceTableTest, RequestSlotsAreReusedWithNewIds) {
   EXPECT_TRUE(transport_.log.empty());
   ReplyFrom("w1", second.request_id);
   EXPECT_EQ(transport_.Pop().peer, "c2");
+}
+
+// --- Connections own their state (a routing id is not an identity) ---
+
+constexpr auth::Identity kAlice{"alice", "", "KEYALICE"};
+constexpr auth::Identity kMallory{"mallory", "", "KEYMALLORY"};
+
+TEST_F(ServiceTableTest, AClientThatDisconnectsLosesItsRequestsAndNobodyGetsTheReply) {
+  Ready("w1", "echo");
+  PeerFor(kClients, "c1", kAlice);
+  Client("c1", "echo", {"secret"});
+  const Sent request = transport_.Pop();
+  ASSERT_EQ(request.kind, "request");
+  Client("c1", "echo", {"queued"});  // waits behind the first: w1 is busy
+  Close(kClients, "c1");
+  EXPECT_EQ(table_->stats().client_gone, 2U);
+  EXPECT_EQ(table_->LiveRequests(), 0U);
+  // Another identity takes the routing id over; the worker's reply reaches nobody.
+  PeerFor(kClients, "c1", kMallory);
+  ReplyFrom("w1", request.request_id, {"for alice"});
+  EXPECT_TRUE(transport_.log.empty());
+  EXPECT_EQ(table_->stats().late_replies, 1U);
+  // The worker is free again; the queued request of the gone client was not sent to it.
+  Client("c2", "echo");
+  EXPECT_EQ(transport_.Pop().peer, "w1");
+}
+
+TEST_F(ServiceTableTest, AWorkersRegistrationDiesWithItsConnection) {
+  TableSettings settings = Defaults();
+  settings.services["echo"].workers = {"user:alice"};
+  settings.services["echo"].workers_set = true;
+  Build(settings);
+  PeerFor(kWorkers, "w1", kAlice);
+  Ready("w1", "echo");
+  Client("c1", "echo", {"one"});
+  const Sent first = transport_.Pop();
+  ASSERT_EQ(first.peer, "w1");
+  Close(kWorkers, "w1");
+  EXPECT_EQ(Code(transport_.Pop()), "502");  // its request is answered, not left hanging
+  EXPECT_EQ(table_->WorkerCount(), 0U);
+  // mallory reuses the routing id: no registration to inherit, and she may not serve echo.
+  PeerFor(kWorkers, "w1", kMallory);
+  Worker("w1", Make({"", "MDPW01", "\x04"}));  // HEARTBEAT
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_EQ(table_->stats().unregistered_workers, 1U);
+  Client("c1", "echo", {"two"});
+  EXPECT_TRUE(transport_.log.empty());  // queued: nobody to send it to
+  ReplyFrom("w1", first.request_id);    // an old request id from the new connection
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  Ready("w1", "echo");
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");  // refused by the workers rule
+  EXPECT_EQ(table_->stats().unauthorized_workers, 1U);
+}
+
+// --- Bounds on what a peer can make the broker hold ---
+
+TEST_F(ServiceTableTest, TooManyBodyFramesGet413) {
+  TableSettings settings = Defaults();
+  settings.max_frames = 2;
+  Build(settings);
+  Ready("w1", "echo");
+  Client("c1", "echo", {"a", "b", "c"});
+  const Sent refused = transport_.Pop();
+  EXPECT_EQ(Code(refused), "413");
+  EXPECT_NE(refused.body[2].find("max_frames"), std::string::npos);
+  // Frames the Router discarded still count: 2 kept, 1000 on the wire.
+  Frames frames = Make({"c1", "", "MDPC01", "echo", "a", "b"});
+  const auto msg = proto::DecodeClientMessage(frames);
+  table_->OnClientMessage(PeerFor(kClients, "c1"), frames, msg, now_, 1000);
+  EXPECT_EQ(Code(transport_.Pop()), "413");
+  Client("c1", "echo", {"a", "b"});
+  EXPECT_EQ(transport_.Pop().kind, "request");
+}
+
+TEST_F(ServiceTableTest, ServiceNamesOver255BytesAreRefused) {
+  const std::string long_name(256, 's');
+  Ready("w1", long_name);
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_EQ(table_->stats().refused_services, 1U);
+  EXPECT_EQ(table_->FindService(long_name), nullptr);
+  Client("c1", long_name);
+  EXPECT_EQ(Code(transport_.Pop()), "400");
+  Ready("w2", std::string(255, 's'));
+  EXPECT_TRUE(transport_.log.empty());
+  EXPECT_EQ(table_->WorkerCount(), 1U);
+}
+
+TEST_F(ServiceTableTest, UndeclaredServicesCanBeDenied) {
+  TableSettings settings = Defaults();
+  settings.undeclared_services = config::UndeclaredServices::kDeny;
+  settings.unknown_service = config::UnknownService::kQueue;
+  settings.services["echo"] = {};
+  Build(settings);
+  Ready("w1", "made-up");
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  Ready("w2", "echo");
+  EXPECT_TRUE(transport_.log.empty());
+  Client("c1", "made-up");  // not even queued
+  EXPECT_EQ(Code(transport_.Pop()), "404");
+  EXPECT_EQ(table_->UndeclaredServiceCount(), 0U);
+}
+
+TEST_F(ServiceTableTest, UndeclaredServicesAreCapped) {
+  TableSettings settings = Defaults();
+  settings.max_undeclared_services = 2;
+  settings.service_retention = milliseconds(10);
+  Build(settings);
+  Ready("w1", "one");
+  Ready("w2", "two");
+  Ready("w3", "three");
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_EQ(table_->UndeclaredServiceCount(), 2U);
+  // Once a service is forgotten there is room again.
+  Close(kWorkers, "w1");
+  Advance(milliseconds(1));
+  Advance(milliseconds(10));
+  EXPECT_EQ(table_->FindService("one"), nullptr);
+  Ready("w4", "three");
+  EXPECT_TRUE(transport_.log.empty());
+  EXPECT_NE(table_->FindService("three"), nullptr);
+}
+
+// --- Revocation ---
+
+TEST_F(ServiceTableTest, RevokingWorkersNeverRedispatchesToAnotherRevokedOne) {
+  TableSettings settings = Defaults();
+  settings.services["echo"].redispatch = true;
+  Build(settings);
+  const auth::Identity doomed{"doomed", "", "KEYDOOMED"};
+  PeerFor(kWorkers, "w1", doomed);
+  PeerFor(kWorkers, "w2", doomed);
+  PeerFor(kWorkers, "w3", kAlice);
+  Ready("w1", "echo");
+  Client("c1", "echo", {"work"});
+  ASSERT_EQ(transport_.Pop().peer, "w1");
+  Ready("w2", "echo");
+  const std::size_t revoked =
+      table_->Revoke([](const Peer& peer) { return peer.key == "KEYDOOMED"; });
+  EXPECT_EQ(revoked, 2U);
+  // Both go; the request waits for a worker that stays, and goes to w3 when it comes.
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_EQ(transport_.Pop().kind, "disconnect");
+  EXPECT_TRUE(transport_.log.empty());
+  Ready("w3", "echo");
+  const Sent resent = transport_.Pop();
+  EXPECT_EQ(resent.kind, "request");
+  EXPECT_EQ(resent.peer, "w3");
+  EXPECT_EQ(resent.body, std::vector<std::string>{"work"});
+}
+
+TEST_F(ServiceTableTest, RevokedClientsGet403ForQueuedAndInFlightRequests) {
+  Ready("w1", "echo");
+  PeerFor(kClients, "c1", kMallory);
+  Client("c1", "echo", {"in flight"});
+  const Sent in_flight = transport_.Pop();
+  Client("c1", "echo", {"queued"});
+  EXPECT_EQ(table_->Revoke([](const Peer& peer) { return peer.user == "mallory"; }), 1U);
+  EXPECT_EQ(Code(transport_.Pop()), "403");
+  EXPECT_EQ(Code(transport_.Pop()), "403");
+  EXPECT_EQ(table_->LiveRequests(), 0U);
+  ReplyFrom("w1", in_flight.request_id);  // dropped, not passed on
+  EXPECT_TRUE(transport_.log.empty());
+  Client("c2", "echo", {"next"});
+  const Sent next = transport_.Pop();
+  EXPECT_EQ(next.peer, "w1");
+  EXPECT_EQ(next.body, std::vector<std::string>{"next"});  // never the revoked "queued"
+}
+
+TEST_F(ServiceTableTest, ACallThatIsNotAllowedLooksLikeAnUnknownService) {
+  TableSettings settings = Defaults();
+  settings.services["billing"].clients = {"role:finance"};
+  settings.services["billing"].clients_set = true;
+  Build(settings);
+  Ready("w1", "billing");
+  Client("c1", "billing");
+  const Sent refused = transport_.Pop();
+  EXPECT_EQ(Code(refused), "404");
+  EXPECT_EQ(refused.body[2], "unknown service");
+  Client("c1", "nosuch");
+  const Sent unknown = transport_.Pop();
+  EXPECT_EQ(unknown.body, refused.body);  // byte for byte the same answer
+  EXPECT_EQ(table_->stats().unauthorized, 1U);
+  Client("c1", "mmi.service", {"billing"});
+  EXPECT_EQ(transport_.Pop().body, std::vector<std::string>{"404"});
 }
 
 }  // namespace
