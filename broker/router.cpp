@@ -217,11 +217,12 @@ void Router::Contain(std::uint16_t endpoint, const char* what) {
   dropping_ = false;
   pending_bytes_out_ = 0;
   if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kInternalError);
-  const std::string key = "internal\n" + Name(endpoint);
-  if (log_limiter_.Admit(key, Clock::now())) {
-    spdlog::error("endpoint {}: handling a message failed, message dropped: {}", Name(endpoint),
-                  what);
-  }
+  LogLimited(spdlog::level::err, "endpoint " + Name(endpoint) +
+                                     ": handling a message failed, message dropped: " + what);
+}
+
+void Router::LogLimited(spdlog::level::level_enum level, const std::string& line) {
+  if (log_limiter_.Admit(line, Clock::now())) spdlog::log(level, "{}", line);
 }
 
 void Router::HandleReadable(std::uint16_t endpoint, Clock::time_point now) {
@@ -258,12 +259,10 @@ void Router::HandleMessage(std::uint16_t endpoint, std::size_t frame_count, Cloc
     // RFC 23 allows 255 bytes; libzmq 4.3 passes longer ids through. Nothing of such a peer
     // is kept, so its id cannot be copied into the broker's state again and again.
     if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kRoutingIdTooLong);
-    if (log_limiter_.Admit("long-id\n" + Name(endpoint), now)) {
-      spdlog::warn(
-          "endpoint {}: refused a message from a peer whose routing id is {} bytes "
-          "(the limit is 255)",
-          Name(endpoint), frames_[0].size());
-    }
+    LogLimited(spdlog::level::warn, "endpoint " + Name(endpoint) +
+                                        ": refused a message from a peer whose routing id is " +
+                                        std::to_string(frames_[0].size()) +
+                                        " bytes (the limit is 255)");
     return;
   }
   Peer* peer = ResolvePeer(endpoint);
@@ -399,13 +398,17 @@ void Router::HandleEvents() {
           metrics_->CountHandshakeFailure(event.endpoint,
                                           protocol ? "protocol" : (auth ? "auth" : "no_detail"));
         }
-        if (auth) break;  // the authenticator logged why it said no
-        const std::string detail = protocol ? ProtocolErrorText(event.value)
-                                            : "did not complete: " + std::string(std::strerror(fd));
-        if (log_limiter_.Admit("handshake\n" + Name(event.endpoint) + "\n" + detail,
-                               Clock::now())) {
-          spdlog::info("endpoint {}: handshake failed: {}", Name(event.endpoint), detail);
+        // AUTH: the authenticator logged why it said no. NO_DETAIL: the peer closed or
+        // stalled during the handshake (a probe, a client that gave up): debug only.
+        if (auth) break;
+        if (!protocol) {
+          spdlog::debug("endpoint {}: handshake did not complete: {}", Name(event.endpoint),
+                        std::strerror(fd));
+          break;
         }
+        LogLimited(spdlog::level::info,
+                   "endpoint " + Name(event.endpoint) +
+                       ": handshake failed: " + ProtocolErrorText(event.value));
         break;
       }
       default:
@@ -415,12 +418,13 @@ void Router::HandleEvents() {
 }
 
 void Router::FlushLogs(Clock::time_point now) {
-  for (const auto& [key, held] : log_limiter_.Due(now)) {
-    std::string shown = key;
-    std::replace(shown.begin(), shown.end(), '\n', ' ');
-    spdlog::info("{}: {} more like it in the last {} s", shown, held,
+  // Every second: the summaries of lines held back whose own window has ended.
+  for (const auto& [line, held] : log_limiter_.Due(now)) {
+    spdlog::info("{} ({} more like it in the last {} s)", line, held,
                  log_limiter_.window().count());
   }
+  next_log_flush_ = now + std::chrono::seconds(1);
+  if (now < next_silent_summary_) return;
   for (std::size_t i = 0; i < silent_closes_.size(); ++i) {
     // Connections that closed without a message and without a handshake failure libzmq
     // reported: peers that gave up, probes, and peers that speak ZMTP 1.0 or 2.0, which
@@ -436,7 +440,7 @@ void Router::FlushLogs(Clock::time_point now) {
     silent_closes_[i] = 0;
     handshake_failures_[i] = 0;
   }
-  next_log_flush_ = now + log_limiter_.window();
+  next_silent_summary_ = now + log_limiter_.window();
 }
 
 void Router::RefreshPolicy() {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "broker/auth/authenticator.hpp"
@@ -81,6 +82,9 @@ class Router final : public Transport {
   void SyncEvents();
   void ClosePeerAt(int fd, std::string_view why);
   void Contain(std::uint16_t endpoint, const char* what);
+  // Logs `line` unless the same line was logged in the current window (then it is counted and
+  // summed up by FlushLogs). `line` must already be safe (LogSafe for what peers chose).
+  void LogLimited(spdlog::level::level_enum level, const std::string& line);
   void FlushLogs(Clock::time_point now);
   void SendFrame(std::uint16_t endpoint, zmq::message_t& frame, bool more);
   void SendFrame(std::uint16_t endpoint, std::string_view bytes, bool more);
@@ -113,7 +117,8 @@ class Router final : public Transport {
   // Rate-limited logs of what peers keep doing wrong, and per-endpoint counts for the summary
   // of connections that closed before their first message.
   LogLimiter log_limiter_;
-  Clock::time_point next_log_flush_{};
+  Clock::time_point next_log_flush_{};             // every second
+  Clock::time_point next_silent_summary_{};        // every window
   std::vector<std::uint64_t> silent_closes_;       // this window, by endpoint
   std::vector<std::uint64_t> handshake_failures_;  // this window, by endpoint
 };

@@ -432,7 +432,8 @@ def test_alert_rules_are_valid():
     assert result.returncode == 0, result.stdout + result.stderr
     names = re.findall(r"^\s*- alert:\s*(\S+)", ALERTS_YML.read_text(), re.M)
     assert set(names) >= {"ZguardDown", "AuthDenialSpike", "NoWorkersForService",
-                          "RequestTimeoutsRising", "QueueBacklog", "ReloadFailures"}, names
+                          "RequestTimeoutsRising", "QueueBacklog", "ReloadFailures",
+                          "UnsafeLibzmq", "PeersRefused"}, names
     for block in re.split(r"^\s*- alert:", ALERTS_YML.read_text(), flags=re.M)[1:]:
         name = block.split()[0]
         for key in ("for:", "severity:", "summary:", "description:"):
@@ -622,6 +623,51 @@ tests:
       - expr: ALERTS{{alertname="ReloadFailures", alertstate="firing"}}
         eval_time: 30m
         exp_samples: []
+
+  - name: UnsafeLibzmq
+    interval: 1m
+    input_series:
+      - series: 'zguard_libzmq_reserved_routing_ids_refused{{job="zguard", instance="stock"}}'
+        values: '0x30'
+      - series: 'zguard_libzmq_reserved_routing_ids_refused{{job="zguard", instance="image"}}'
+        values: '1x30'
+    promql_expr_test:
+      - expr: ALERTS{{alertname="UnsafeLibzmq", alertstate="firing"}}
+        eval_time: 5m
+        exp_samples: []
+      - expr: ALERTS{{alertname="UnsafeLibzmq", alertstate="firing"}}
+        eval_time: 15m
+        exp_samples:
+          - labels: 'ALERTS{{alertname="UnsafeLibzmq", alertstate="firing", severity="warning",
+                             job="zguard", instance="stock"}}'
+            value: 1
+
+  - name: PeersRefused
+    interval: 1m
+    input_series:
+      # 120/min = 2/s of long routing ids on "public"; a trickle of 30/min on "lan".
+      - series: 'zguard_refused_messages_total{{job="zguard", instance="b", endpoint="public",
+                                                reason="routing_id_too_long"}}'
+        values: '0+120x30'
+      - series: 'zguard_worker_refusals_total{{job="zguard", instance="b", endpoint="public",
+                                               reason="not_registered"}}'
+        values: '0x30'
+      - series: 'zguard_refused_messages_total{{job="zguard", instance="b", endpoint="lan",
+                                                reason="no_connection"}}'
+        values: '0+30x30'
+      - series: 'zguard_worker_refusals_total{{job="zguard", instance="b", endpoint="lan",
+                                               reason="not_registered"}}'
+        values: '0x30'
+    promql_expr_test:
+      - expr: ALERTS{{alertname="PeersRefused", alertstate="firing"}}
+        eval_time: 4m
+        exp_samples: []
+      - expr: ALERTS{{alertname="PeersRefused", alertstate="firing"}}
+        eval_time: 15m
+        exp_samples:
+          - labels: 'ALERTS{{alertname="PeersRefused", alertstate="firing", severity="warning",
+                             job="zguard", instance="b", endpoint="public"}}'
+            value: 1
 """
 
 
