@@ -20,6 +20,8 @@ namespace {
 constexpr int kBatch = 256;
 // frames_ keeps at most this much capacity between messages.
 constexpr std::size_t kKeptFrames = 256;
+// The largest frame kept to anchor a connection's metadata (see Router::Connection).
+constexpr std::size_t kAnchorBytes = 256;
 // A Sync() with the monitor thread takes microseconds; this is only a bound.
 constexpr std::chrono::milliseconds kSyncTimeout{200};
 
@@ -297,65 +299,84 @@ void Router::HandleMessage(std::uint16_t endpoint, std::size_t frame_count, Cloc
 }
 
 Peer* Router::PeerAt(int fd) const {
-  if (fd < 0 || static_cast<std::size_t>(fd) >= peers_by_fd_.size()) return nullptr;
-  return peers_by_fd_[static_cast<std::size_t>(fd)];
+  if (fd < 0 || static_cast<std::size_t>(fd) >= connections_.size()) return nullptr;
+  return connections_[static_cast<std::size_t>(fd)].peer;
 }
 
 Peer* Router::ResolvePeer(std::uint16_t endpoint) {
   // Read from the message itself: libzmq attaches the connection's descriptor and what the
   // authenticator said (User-Id, and the Roles and Key properties it always sets) to every
-  // frame of a connection. Nothing the peer put in its frames is trusted.
+  // frame of a connection but the routing id. Nothing the peer put in its frames is trusted.
   auto* message = frames_[1].handle();
   const char* fd_text = zmq_msg_gets(message, "__fd");
-  const char* user = zmq_msg_gets(message, "User-Id");
-  const char* key_text = zmq_msg_gets(message, auth::kKeyProperty);
   int fd = -1;
   if (fd_text != nullptr) {
     const std::string_view text(fd_text);
     const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
     if (ec != std::errc() || ptr != text.data() + text.size()) fd = -1;
   }
+  const Connection* known = nullptr;
+  if (fd >= 0 && static_cast<std::size_t>(fd) < connections_.size()) {
+    known = &connections_[static_cast<std::size_t>(fd)];
+    // The same metadata object as the connection's first message: the same connection.
+    if (known->peer != nullptr && known->fd_property == fd_text) return known->peer;
+  }
+  const char* user = zmq_msg_gets(message, "User-Id");
   if (fd < 0 || user == nullptr) {
     // Every connection of a tcp:// or ipc:// endpoint has both; refuse what has not.
     if (metrics_ != nullptr) metrics_->endpoint(endpoint).Refused(Refusal::kNoConnection);
     return nullptr;
   }
   const std::string_view routing_id = proto::View(frames_[0]);
+  const char* key_text = zmq_msg_gets(message, auth::kKeyProperty);
   const std::string_view key = key_text != nullptr ? key_text : "";
-  auto matches = [&](const Peer* peer) {
-    return peer != nullptr && peer->endpoint == endpoint && peer->routing_id == routing_id &&
-           peer->user == user && peer->key == key;
-  };
-  Peer* peer = PeerAt(fd);
-  if (matches(peer)) return peer;
-  // A connection not seen before (or a descriptor whose last connection's end has not been
-  // applied yet): first apply every disconnect libzmq has reported, so that a later event for
+  if (known != nullptr && known->peer != nullptr && known->fd_property == nullptr) {
+    // A peer without an anchor (its first message had no small frame): compare each field.
+    const Peer& peer = *known->peer;
+    if (peer.endpoint == endpoint && peer.routing_id == routing_id && peer.user == user &&
+        peer.key == key) {
+      return known->peer;
+    }
+  }
+  // A connection not seen before, or a descriptor whose last connection's end has not been
+  // applied yet: first apply every disconnect libzmq has reported, so that a later event for
   // this descriptor can only be about this connection.
   SyncEvents();
-  peer = PeerAt(fd);
-  if (matches(peer)) return peer;
-  if (peer != nullptr) {
+  if (Peer* stale = PeerAt(fd)) {
     // The descriptor belongs to a new connection, yet its previous one was never reported
     // closed: that one is gone all the same, and so is all it owned.
     spdlog::info("endpoint {}: connection {} was replaced without a disconnect event",
-                 Name(peer->endpoint), fd);
+                 Name(stale->endpoint), fd);
     ClosePeerAt(fd, "connection replaced");
   }
   const char* roles = zmq_msg_gets(message, auth::kRolesProperty);
   Peer& opened = table_->OpenPeer(endpoint, routing_id,
                                   auth::Identity{user, roles != nullptr ? roles : "", key});
   opened.revoked = KeyRevoked(endpoint, opened.key);
-  if (static_cast<std::size_t>(fd) >= peers_by_fd_.size()) {
-    peers_by_fd_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
+  if (static_cast<std::size_t>(fd) >= connections_.size()) {
+    connections_.resize(static_cast<std::size_t>(fd) + 1);
   }
-  peers_by_fd_[static_cast<std::size_t>(fd)] = &opened;
+  Connection& connection = connections_[static_cast<std::size_t>(fd)];
+  connection.peer = &opened;
+  // Keep a small frame of this first message (every MDP message has one: its header or
+  // delimiter): it shares the connection's metadata and pins at most kAnchorBytes.
+  for (std::size_t i = 1; i < frames_.size(); ++i) {
+    if (frames_[i].size() <= kAnchorBytes) {
+      connection.anchor.copy(frames_[i]);
+      connection.fd_property = zmq_msg_gets(connection.anchor.handle(), "__fd");
+      break;
+    }
+  }
   return &opened;
 }
 
 void Router::ClosePeerAt(int fd, std::string_view why) {
   Peer* peer = PeerAt(fd);
   if (peer == nullptr) return;
-  peers_by_fd_[static_cast<std::size_t>(fd)] = nullptr;
+  Connection& connection = connections_[static_cast<std::size_t>(fd)];
+  connection.peer = nullptr;
+  connection.fd_property = nullptr;
+  connection.anchor.rebuild();  // lets the connection's metadata go
   table_->ClosePeer(*peer, why);
 }
 

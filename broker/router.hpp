@@ -105,8 +105,20 @@ class Router final : public Transport {
   std::unique_ptr<ServiceTable> table_;
   std::unique_ptr<ConnectionEvents> events_;
   std::vector<ConnectionEvent> event_batch_;  // reused
-  std::vector<Peer*> peers_by_fd_;            // the Peer of each connection descriptor
-  int stop_fd_ = -1;                          // eventfd written by RequestStop()
+  // What the router knows of each connection, by descriptor: its Peer, and one small frame of
+  // its first message kept alive. libzmq attaches one immutable
+  // metadata object (descriptor, User-Id, Key, Roles) to every message of a connection; the
+  // kept message holds a reference to it, so its address cannot be reused by another
+  // connection while the Peer exists. A message whose "__fd" property is the very same string
+  // (pointer) therefore comes from that connection, with that identity: one property look-up
+  // per message instead of a string compare of each identity field.
+  struct Connection {
+    Peer* peer = nullptr;
+    zmq::message_t anchor;
+    const char* fd_property = nullptr;  // inside anchor's metadata; null: no anchor
+  };
+  std::vector<Connection> connections_;
+  int stop_fd_ = -1;  // eventfd written by RequestStop()
   bool stopping_ = false;
   std::size_t frame_limit_ = 0;          // frames kept of one message (more are discarded)
   Frames frames_;                        // reused for every received message

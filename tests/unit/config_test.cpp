@@ -289,6 +289,55 @@ TEST(Config, ServiceRules) {
   EXPECT_THAT(ErrorFor(result, "services.slow.priority")->message, HasSubstr("unknown key"));
 }
 
+// A rule on who may call a service, or forwarding the callers' identities to its workers,
+// protects nothing while any worker on any workers endpoint may serve it.
+TEST(Config, RestrictedServicesMustSayWhoServesThem) {
+  const auto result = Load(std::string(R"(services:
+  billing: { clients: ["role:finance"] }
+  whoami: { forward_identity: true }
+  open: { clients: ["*"], workers: ["*"] }
+  hr: { clients: ["role:hr"], forward_identity: true, workers: ["role:hr-worker"] }
+)") + kEndpoints);
+  ASSERT_FALSE(result.config.has_value());
+  ASSERT_EQ(result.errors.size(), 2U);
+  const Diagnostic* billing = ErrorFor(result, "services.billing.workers");
+  ASSERT_NE(billing, nullptr);
+  EXPECT_EQ(billing->line, 2);
+  EXPECT_THAT(billing->message, HasSubstr("has a clients: rule but no workers: rule"));
+  EXPECT_THAT(billing->message, HasSubstr(R"(["*"] for any worker)"));
+  const Diagnostic* whoami = ErrorFor(result, "services.whoami.workers");
+  ASSERT_NE(whoami, nullptr);
+  EXPECT_THAT(whoami->message, HasSubstr("see who calls it"));
+}
+
+TEST(Config, PeerLimits) {
+  const auto result = Load(std::string(R"(broker:
+  max_frames: 8
+  undeclared_services: deny
+  max_undeclared_services: 0
+  service_retention: 5s
+)") + kEndpoints);
+  ASSERT_TRUE(result.config.has_value()) << result.errors.at(0).ToString();
+  EXPECT_EQ(result.config->broker.max_frames, 8U);
+  EXPECT_EQ(result.config->broker.undeclared_services, UndeclaredServices::kDeny);
+  EXPECT_EQ(result.config->broker.max_undeclared_services, 0U);
+  EXPECT_EQ(result.config->broker.service_retention, std::chrono::seconds(5));
+  const auto defaults = Load(kEndpoints);
+  ASSERT_TRUE(defaults.config.has_value());
+  EXPECT_EQ(defaults.config->broker.max_frames, 64U);
+  EXPECT_EQ(defaults.config->broker.undeclared_services, UndeclaredServices::kAllow);
+  EXPECT_EQ(defaults.config->broker.max_undeclared_services, 1000U);
+  const auto bad = Load(std::string(R"(broker:
+  max_frames: 0
+  undeclared_services: maybe
+)") + kEndpoints);
+  ASSERT_FALSE(bad.config.has_value());
+  EXPECT_THAT(ErrorFor(bad, "broker.max_frames")->message, HasSubstr("at least 1"));
+  EXPECT_THAT(ErrorFor(bad, "broker.undeclared_services")->message, HasSubstr("allow | deny"));
+  const auto big = Load(std::string("broker:\n  max_frames: 70000\n") + kEndpoints);
+  EXPECT_THAT(ErrorFor(big, "broker.max_frames")->message, HasSubstr("at most 65536"));
+}
+
 TEST(Config, SyntaxErrorHasALocation) {
   const auto result = Load("broker:\n  io_threads: [1, 2\n");
   ASSERT_FALSE(result.config.has_value());
