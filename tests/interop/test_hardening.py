@@ -525,3 +525,133 @@ def test_old_zmtp_peers_are_refused_with_a_logged_reason(limited):
                                          endpoint="public") >= 3)
     log = broker.wait_log("closed in the last 10 s before sending anything", timeout=15)
     assert "zguard needs ZMTP 3.0 or later" in log
+
+
+# --------------------------------------------------------------------------
+# Revocation is one step
+
+
+@pytest.fixture
+def revocable(tmp_path, serve_config):
+    """Ironhouse clients and workers with a revocation list the test rewrites."""
+    keys, store = tmp_path / "keys", tmp_path / "store"
+    keys.mkdir(mode=0o700)
+    store.mkdir()
+    server_public = keygen(keys, "broker").encode()
+    names = ("client", "w1", "w2", "w3")
+    publics = {}
+    for name in names:
+        publics[name] = keygen(keys, name, f"name={name}")
+        shutil.copy(keys / f"{name}.key", store / f"{name}.key")
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("# nobody yet\n")
+    ports = unique_ports(["iron", "iron-workers", "metrics"])
+    config = tmp_path / "revocable.yaml"
+    config.write_text(
+        "broker:\n  heartbeat_interval: 100ms\n  heartbeat_liveness: 30\n  request_timeout: 20s\n"
+        "log: { level: info, format: text }\n"
+        f'metrics: {{ listen: "127.0.0.1:{ports["metrics"]}" }}\n'
+        "keys: { broker: keys/broker.key_secret }\n"
+        "endpoints:\n"
+        f'  - {{ name: iron, bind: "tcp://127.0.0.1:{ports["iron"]}", role: clients, '
+        "profile: ironhouse, certificates: store, revoked: revoked.txt }\n"
+        f'  - {{ name: iron-workers, bind: "tcp://127.0.0.1:{ports["iron-workers"]}", '
+        "role: workers, profile: ironhouse, certificates: store, revoked: revoked.txt }\n"
+        "services:\n"
+        "  work: { redispatch: true }\n"
+        "  slow: {}\n")
+    broker = serve_config(config, {"iron": ports["iron"], "iron-workers": ports["iron-workers"]})
+    broker.metrics_port = ports["metrics"]
+    broker.wait_log("metrics on http://")
+    certs = {name: zmq.auth.load_certificate(str(keys / f"{name}.key_secret")) for name in names}
+
+    def revoke(*who: str) -> None:
+        reloads = broker.log().count("security policy reloaded")
+        staged = tmp_path / "revoked.txt.new"
+        staged.write_text("".join(publics[name] + "\n" for name in who))
+        os.replace(staged, revoked)
+        wait_until("reload", lambda: broker.log().count("security policy reloaded") > reloads)
+
+    return broker, server_public, certs, revoke
+
+
+class HeldWorker:
+    """A worker socket driven by the test: it heartbeats while it waits, and holds requests."""
+
+    def __init__(self, context, broker, server_public, cert, service: bytes, name: bytes):
+        self.sock = curve_socket(context, zmq.DEALER, broker.endpoint("iron-workers"),
+                                 server_public, cert, name)
+        worker_send(self.sock, mdp.READY, service)
+        self.requests: List[List[bytes]] = []
+        self.disconnected = False
+
+    def pump(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            got = recv_within(self.sock, 0.05)
+            if got is not None and got[2] == mdp.REQUEST:
+                self.requests.append(got)
+            elif got is not None and got[2] == mdp.DISCONNECT:
+                self.disconnected = True
+            elif not self.disconnected:
+                worker_send(self.sock, mdp.HEARTBEAT)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_revoking_two_workers_at_once_never_hands_the_request_to_the_second(revocable, context):
+    """On 33e4510 the revoked workers were dropped one by one: the request held by the first
+    went to the second, which was revoked too."""
+    broker, server_public, certs, revoke = revocable
+    w1 = HeldWorker(context, broker, server_public, certs["w1"], b"work", b"w1")
+    client = curve_socket(context, zmq.DEALER, broker.endpoint("iron"), server_public,
+                          certs["client"], b"client")
+    client.send_multipart([b"", mdp.CLIENT_HEADER, b"work", b"the job"])
+    deadline = time.monotonic() + 5
+    while not w1.requests and time.monotonic() < deadline:
+        w1.pump(0.1)
+    assert w1.requests, "w1 never got the request"
+    w2 = HeldWorker(context, broker, server_public, certs["w2"], b"work", b"w2")
+    w2.pump(0.5)  # registered and idle
+    revoke("w1", "w2")
+    for _ in range(20):
+        w1.pump(0.05)
+        w2.pump(0.05)
+    assert w1.disconnected and w2.disconnected
+    assert w2.requests == [], "the request was re-sent to another revoked worker"
+    # It waits for a worker that stays, and gets there.
+    w3 = HeldWorker(context, broker, server_public, certs["w3"], b"work", b"w3")
+    deadline = time.monotonic() + 5
+    while not w3.requests and time.monotonic() < deadline:
+        w3.pump(0.1)
+    assert w3.requests and w3.requests[0][5:] == [b"the job"], w3.requests
+    for sock in (w1, w2, w3):
+        sock.close()
+    client.close()
+
+
+def test_a_revoked_client_gets_403_for_everything_it_had_asked(revocable, context):
+    """On 33e4510 a revoked client's queued requests were still handed to workers and
+    answered; only its next message was refused."""
+    broker, server_public, certs, revoke = revocable
+    worker = HeldWorker(context, broker, server_public, certs["w1"], b"slow", b"w1")
+    client = curve_socket(context, zmq.DEALER, broker.endpoint("iron"), server_public,
+                          certs["client"], b"client")
+    client.send_multipart([b"", mdp.CLIENT_HEADER, b"slow", b"in flight"])
+    client.send_multipart([b"", mdp.CLIENT_HEADER, b"slow", b"queued"])
+    deadline = time.monotonic() + 5
+    while not worker.requests and time.monotonic() < deadline:
+        worker.pump(0.1)
+    assert len(worker.requests) == 1
+    revoke("client")
+    answers = [recv_within(client, 3), recv_within(client, 3)]
+    for answer in answers:
+        assert answer is not None and answer[3:5] == [mdp.ERROR_MARKER, b"403"], answers
+    # The worker finishes the first one; the reply goes nowhere and the queued one never comes.
+    worker_send(worker.sock, mdp.REPLY, worker.requests[0][3], b"", b"done")
+    worker.pump(1.0)
+    assert len(worker.requests) == 1, worker.requests
+    assert recv_within(client, 0.5) is None
+    worker.close()
+    client.close()
